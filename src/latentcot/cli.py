@@ -1,0 +1,203 @@
+"""The ``latentcot`` command line.
+
+Sub-commands by verb: ``data`` (generate, stats, convert), ``tokenizer`` (train), ``model`` (info),
+``config`` (show), ``demo``. Errors in user input print one line (``error: file: record: field: ...``)
+and exit with status 2; set ``LATENTCOT_DEBUG=1`` for the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import typing
+from pathlib import Path
+from typing import Any, Sequence
+
+from .config import Config, ConfigError, describe, load_config, to_dict
+from .data.records import DataError
+
+USER_ERRORS = (DataError, ConfigError, ValueError, FileNotFoundError, RuntimeError)
+
+
+def _add_options_flags(parser: argparse.ArgumentParser, options_cls: type) -> None:
+    """One ``--flag`` per field of a generator's options dataclass, typed and documented from it."""
+    hints = typing.get_type_hints(options_cls)
+    defaults = options_cls()
+    group = parser.add_argument_group(f"{options_cls.__name__} (defaults shown)")
+    for f in dataclasses.fields(options_cls):
+        tp = hints[f.name]
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        help_text = f.metadata.get("help", "") + f" (default: {default})"
+        if tp is bool:
+            group.add_argument(flag, dest=f"opt_{f.name}", action=argparse.BooleanOptionalAction,
+                               default=None, help=help_text)
+        else:
+            group.add_argument(flag, dest=f"opt_{f.name}", type=tp if tp in (int, float, str) else str,
+                               default=None, help=help_text)
+
+
+def _collect_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
+
+
+def cmd_data_generate(args: argparse.Namespace) -> int:
+    from .data.generators import GENERATORS
+    from .data.io import save_records
+    from .data.stats import dataset_stats
+
+    entry = GENERATORS[args.task]
+    options = entry.options(**_collect_options(args))
+    records = entry.generate(args.n, args.seed, options)
+    out = args.out or f"data/{args.task}_n{args.n}_seed{args.seed}.json"
+    save_records(records, out)
+    stats = dataset_stats(records)
+    print(f"wrote {len(records)} {args.task} problems to {out}")
+    print(json.dumps({k: stats[k] for k in ("steps", "steps_histogram") if k in stats} | (
+        {"graph": stats["graph"]} if "graph" in stats else {})))
+    return 0
+
+
+def cmd_data_stats(args: argparse.Namespace) -> int:
+    from .data.io import load_records
+    from .data.stats import dataset_stats
+    from .tokenization import build_tokenizer
+
+    records = load_records(args.file, args.format)
+    tokenizer = build_tokenizer(args.tokenizer, records) if args.tokenizer != "none" else None
+    print(json.dumps(dataset_stats(records, tokenizer), indent=2))
+    return 0
+
+
+def cmd_data_convert(args: argparse.Namespace) -> int:
+    from .data.io import load_records, save_records
+
+    records = load_records(args.src, args.src_format)
+    save_records(records, args.dst, args.dst_format)
+    print(f"wrote {len(records)} problems to {args.dst}")
+    return 0
+
+
+def cmd_tokenizer_train(args: argparse.Namespace) -> int:
+    from .data.io import load_records
+    from .tokenization import METHOD_TOKENS, add_method_tokens, build_tokenizer
+
+    records = [r for path in args.data for r in load_records(path)]
+    tokenizer = build_tokenizer(args.kind, records, vocab_size=args.vocab_size, min_frequency=args.min_frequency)
+    add_method_tokens(tokenizer, METHOD_TOKENS)
+    tokenizer.save_pretrained(args.out)
+    print(f"trained a {args.kind} tokenizer on {len(records)} problems: {len(tokenizer)} tokens, saved to {args.out}")
+    return 0
+
+
+def cmd_model_info(args: argparse.Namespace) -> int:
+    from .data.io import load_records
+    from .models import build_model_and_tokenizer, count_parameters
+    from .tokenization import METHOD_TOKENS
+
+    cfg = load_config(args.config, args.overrides)
+    records = load_records(cfg.data.train) if cfg.data.train else []
+    model, tokenizer = build_model_and_tokenizer(cfg.model, cfg.tokenizer, records, METHOD_TOKENS)
+    print(f"{type(model).__name__}: {count_parameters(model):,} parameters, vocabulary {len(tokenizer):,}")
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    import yaml
+
+    if args.keys:
+        width = max(len(k) for k, *_ in describe(Config))
+        for key, tp, default, help_text in describe(Config):
+            print(f"{key:<{width}}  {tp:<10} {default!r:<14} {help_text}")
+        return 0
+    cfg = load_config(args.config, args.overrides)
+    print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(Path(args.out), seed=args.seed)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .data.generators import GENERATORS
+    from .data.io import FORMATS
+
+    parser = argparse.ArgumentParser(prog="latentcot", description="Train, evaluate and inspect latent-reasoning LMs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="generate, inspect and convert problem files").add_subparsers(
+        dest="data_command", required=True)
+    gen = data.add_parser("generate", help="generate a synthetic data set").add_subparsers(dest="task", required=True)
+    for name, entry in GENERATORS.items():
+        p = gen.add_parser(name, help=entry.description, description=entry.description)
+        p.add_argument("--n", type=int, required=True, help="number of problems")
+        p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same file)")
+        p.add_argument("--out", default="", help="output file (.json, .jsonl or iCoT .txt); "
+                       "default data/TASK_nN_seedS.json")
+        _add_options_flags(p, entry.options)
+        p.set_defaults(func=cmd_data_generate)
+
+    p = data.add_parser("stats", help="statistics of a problem file (also validates it)")
+    p.add_argument("file")
+    p.add_argument("--format", choices=FORMATS, default=None, help="default: from the file suffix")
+    p.add_argument("--tokenizer", choices=("word", "bpe", "none"), default="word",
+                   help="tokenizer trained on the file to count tokens")
+    p.set_defaults(func=cmd_data_stats)
+
+    p = data.add_parser("convert", help="convert between .json, .jsonl and iCoT .txt")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--src-format", choices=FORMATS, default=None)
+    p.add_argument("--dst-format", choices=FORMATS, default=None)
+    p.set_defaults(func=cmd_data_convert)
+
+    tok = sub.add_parser("tokenizer", help="tokenizers").add_subparsers(dest="tokenizer_command", required=True)
+    p = tok.add_parser("train", help="train a word-level or BPE tokenizer on problem files")
+    p.add_argument("--data", nargs="+", required=True, help="problem files")
+    p.add_argument("--kind", choices=("word", "bpe"), default="word")
+    p.add_argument("--vocab-size", type=int, default=8000, help="BPE vocabulary size")
+    p.add_argument("--min-frequency", type=int, default=1)
+    p.add_argument("--out", required=True, help="directory to save the tokenizer to")
+    p.set_defaults(func=cmd_tokenizer_train)
+
+    model = sub.add_parser("model", help="models").add_subparsers(dest="model_command", required=True)
+    p = model.add_parser("info", help="build the model a config describes and print its size")
+    p.add_argument("--config", default=None, help="YAML config file")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.preset=cpu-small")
+    p.set_defaults(func=cmd_model_info)
+
+    cfg = sub.add_parser("config", help="configs").add_subparsers(dest="config_command", required=True)
+    p = cfg.add_parser("show", help="print the merged config (defaults < file < overrides)")
+    p.add_argument("--config", default=None, help="YAML config file")
+    p.add_argument("--keys", action="store_true", help="list every key with its type, default and help")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=3e-4")
+    p.set_defaults(func=cmd_config_show)
+
+    p = sub.add_parser("demo", help="small end-to-end run on built-in defaults (CPU)")
+    p.add_argument("--out", default="runs/demo", help="output directory")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except USER_ERRORS as err:
+        if os.environ.get("LATENTCOT_DEBUG"):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

