@@ -20,7 +20,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from latentcot.data.records import Record
+from .io import format_icot_line as to_icot_line, parse_icot_line  # noqa: F401  (re-exported)
+from .records import Record
 
 __all__ = [
     "MultiplicationOptions",
@@ -111,22 +112,6 @@ def operands(question: str) -> tuple[int, int, int, int]:
         raise ValueError(f"expected 'digits * digits', got {question!r}")
     left, right = parts
     return digits_to_int(left), digits_to_int(right), len(left.split()), len(right.split())
-
-
-def to_icot_line(record: Record) -> str:
-    """The record as one line of iCoT's text files (no trailing newline)."""
-    return f"{record.question}||{' + '.join(record.steps)} #### {record.answer}"
-
-
-def parse_icot_line(line: str) -> Record:
-    """One line of an iCoT file as a :class:`Record` (inverse of :func:`to_icot_line`)."""
-    line = line.rstrip("\n")
-    if line.count("||") != 1 or line.count("####") != 1:
-        raise ValueError(f"expected 'question||steps #### answer', got {line!r}")
-    question, rest = line.split("||")
-    body, answer = rest.split("####")
-    steps = [s.strip() for s in body.split(" + ")] if body.strip() else []
-    return Record(question=question.strip(), steps=steps, answer=answer.strip())
 
 
 def generate(n: int, seed: int = 0, options: MultiplicationOptions | None = None) -> list[Record]:

@@ -1,27 +1,34 @@
 """Deterministic ProsQA generator (Coconut, Hao et al. 2024, Appendix A.2), plus a record checker.
 
 A problem is a random DAG whose sources are people and whose other nodes are fictional "-pus"
-concepts.  Every edge is stated as a fact, the facts are shuffled, and the question asks
-``Is <person> a <A> or <B>?`` where exactly one of the two leaves is reachable from the person.
+concepts.  Every edge is stated as a fact (``Every X is a Y.`` / ``Alex is a Y.``), the facts are
+shuffled, and the question asks ``Is <person> a <A> or <B>?``: exactly one of the two leaves is
+reachable from the person.  ``steps`` is one shortest path, one fact per step.
 
-How the graph grows (the paper's algorithm, as read from its description and checked against the
-official file ``prosqa_valid.json``):
+The growth follows the paper's recipe; where its description leaves room, the choices below were
+fitted to the official ``prosqa_valid.json`` (300 problems):
 
-* Nodes 0 and 1 are people.  Every node carries a label recording which of them reach it
-  (bit 1: node 0, bit 2: node 1); the label of a new node is the OR of its parents' labels.
+* Nodes 0 and 1 are people.  Every node carries a label saying which of the two reach it (bit 1:
+  node 0, bit 2: node 1); a new node's label is the OR of its parents' labels.
 * Each new node draws Poisson(``parent_rate``) parents, weighted by ``depth * depth_weight + 1``
-  so that the graph grows deep rather than bushy.  With probability ``exclusive_prob`` the
-  parents may only come from nodes node 1 does not reach, with the same probability only from
-  nodes node 0 does not reach, otherwise from anywhere.  These exclusive branches are what make
-  a leaf reachable from one person and not the other.
-* A node that drew no parents is a new person; one that also never got a child says nothing and
-  is dropped, which is why the official node counts spread below the grown size.
+  so the graph grows deep rather than bushy.  With probability ``only_b_prob`` the parents must be
+  nodes only node 1 reaches, with ``only_a_prob`` nodes only node 0 reaches, otherwise any node
+  that not both reach.  The paper's "0.35 each" is symmetric, but the official file is not: node
+  1's side is larger (52% vs 39% of nodes) and is asked about 65% of the time; and in it nodes
+  reached by both people almost never get a child, nor do extra people (2.5 people per graph).
+  0.45 / 0.33 and these pools reproduce all of that.
+* A node that drew no parents is an extra person; one that never gets a child says nothing and is
+  dropped, which is what spreads the node counts below the grown size.
 * Of nodes 0 and 1, the one whose exclusive leaves lie deeper is asked about (the official file
-  never asks about the shallower one); the true option is one of its farthest exclusive leaves,
-  the false option any leaf only the other one reaches.  So the false option is always reachable
-  from some other person and never shares a node with the proof.
-* Generation draws a step count first and rejects graphs until one needs exactly that many steps,
-  which pins the step distribution to ``step_weights`` rather than to whatever the growth gives.
+  never asks about the shallower one, ties aside); the true option is one of its farthest exclusive
+  leaves, the false option any leaf only the other one reaches.  So the false option is always
+  reachable from another person, and the other main person reaches no node of the proof.
+* ``generate`` draws each problem's step count first and rejects graphs until one needs exactly
+  that many steps, pinning the step distribution instead of leaving it to the growth.  Graphs
+  outside the node and edge limits are rejected too.
+* Step and edge limits left at 0 / "auto" follow ``max_nodes``: the official 3..6 steps
+  (41/44/13/2%) and 16..54 edges at 28 nodes; 2..4 steps as they come, and edge limits scaled
+  down, for the small graphs of a CPU demo.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import math
 import random
 import re
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from statistics import mean
 from typing import Any, Iterable, Sequence
 
@@ -39,13 +46,14 @@ from latentcot.data.records import Record
 __all__ = [
     "CONCEPTS",
     "PERSONS",
+    "OFFICIAL_STEP_WEIGHTS",
     "ProsQAOptions",
     "generate",
     "check_record",
     "graph_stats",
 ]
 
-# The 38 concept words and 17 person names used by the official data set.
+# The 38 concept words and 17 person names of the official data set.
 CONCEPTS: tuple[str, ...] = (
     "bompus", "boompus", "brimpus", "chorpus", "dumpus", "felpus", "fompus", "gerpus",
     "gorpus", "grimpus", "gwompus", "hilpus", "impus", "jelpus", "jompus", "kerpus",
@@ -58,100 +66,161 @@ PERSONS: tuple[str, ...] = (
     "Oliver", "Polly", "Rex", "Sally", "Sam", "Stella", "Tom", "Wren",
 )
 
+# Share of 3, 4, 5 and 6 steps in the official test + valid sets (800 problems).
+OFFICIAL_STEP_WEIGHTS = "41,44,13,2"
+_OFFICIAL_STEPS = (3, 6)
+_OFFICIAL_NODES = 28
+_OFFICIAL_EDGES = (16, 54)
+# Below this many grown nodes a 6-step proof is too rare to ask for; small graphs get 2..4 steps.
+_SMALL_GRAPH = 20
+_SMALL_STEPS = (2, 4)
+
 
 @dataclass
 class ProsQAOptions:
-    """Knobs of the generator; the defaults reproduce the official ProsQA statistics."""
+    # The CLI shows metadata["help"] as each flag's help.  0 / "auto" values are derived from
+    # max_nodes so that changing only the graph size (e.g. 10..14 nodes for a CPU demo) still works.
+    min_nodes: int = field(default=14, metadata={"help": "fewest nodes a kept graph may have"})
+    max_nodes: int = field(
+        default=28, metadata={"help": "nodes grown per graph; people that get no child are dropped"}
+    )
+    min_steps: int = field(
+        default=0, metadata={"help": "fewest proof steps; 0 = auto (3 if max_nodes >= 20, else 2)"}
+    )
+    max_steps: int = field(
+        default=0, metadata={"help": "most proof steps; 0 = auto (6 if max_nodes >= 20, else 4)"}
+    )
+    step_weights: str = field(
+        default="auto",
+        metadata={"help": "comma-separated shares of min_steps..max_steps; auto = official 41,44,13,2 "
+                          "for steps 3..6, else as the graphs come; empty = as the graphs come"},
+    )
+    min_edges: int = field(
+        default=0, metadata={"help": "fewest edges (facts); 0 = auto (16 scaled by max_nodes / 28)"}
+    )
+    max_edges: int = field(
+        default=0, metadata={"help": "most edges (facts); 0 = auto (54 scaled by max_nodes / 28)"}
+    )
+    parent_rate: float = field(default=1.5, metadata={"help": "mean of the Poisson number of parents per node"})
+    depth_weight: float = field(
+        default=1.5, metadata={"help": "a candidate parent at depth d has weight d * depth_weight + 1"}
+    )
+    only_a_prob: float = field(
+        default=0.33, metadata={"help": "chance a new node's parents are all reached by node 0 only"}
+    )
+    only_b_prob: float = field(
+        default=0.45, metadata={"help": "chance a new node's parents are all reached by node 1 only"}
+    )
+    true_first_prob: float = field(
+        default=0.5, metadata={"help": "chance the true option is named first in the question"}
+    )
+    max_tries: int = field(
+        default=20000, metadata={"help": "rejected graphs per problem before giving up with an error"}
+    )
 
-    min_nodes: int = 14
-    """Fewest nodes a kept graph may have (after dropping people that got no child)."""
-    max_nodes: int = 28
-    """Nodes grown per graph; the kept graph has at most this many."""
-    min_edges: int = 16
-    """Fewest edges (facts) a kept graph may have."""
-    max_edges: int = 54
-    """Most edges (facts) a kept graph may have."""
-    min_steps: int = 3
-    """Fewest reasoning steps (shortest-path length from the person to the true option)."""
-    max_steps: int = 6
-    """Most reasoning steps."""
-    step_weights: str = "41,44,13,2"
-    """Comma-separated relative frequencies of min_steps..max_steps; empty keeps the natural ones."""
-    parent_rate: float = 1.5
-    """Mean of the Poisson number of parents drawn by each new node."""
-    depth_weight: float = 1.5
-    """A candidate parent at depth d is picked with weight d * depth_weight + 1."""
-    exclusive_prob: float = 0.35
-    """Chance that a new node may not descend from node 1 (and, separately, from node 0)."""
-    true_first_prob: float = 0.5
-    """Chance that the true option is named first in the question."""
-    max_tries: int = 200000
-    """Rejected graphs tolerated per problem before giving up with an error."""
+    def resolved(self) -> "ProsQAOptions":
+        """A copy with every 0 / "auto" value replaced by the value it stands for."""
+        small = self.max_nodes < _SMALL_GRAPH
+        lo, hi = _SMALL_STEPS if small else _OFFICIAL_STEPS
+        # A path of s steps needs s + 1 nodes, plus the other person and its leaf.
+        hi = max(1, min(hi, self.max_nodes - 3))
+        max_steps = self.max_steps or max(hi, self.min_steps)
+        min_steps = self.min_steps or min(lo, max_steps)
+        weights = self.step_weights
+        if weights.strip().lower() == "auto":
+            weights = OFFICIAL_STEP_WEIGHTS if (min_steps, max_steps) == _OFFICIAL_STEPS else ""
+        scale = self.max_nodes / _OFFICIAL_NODES
+        min_edges = self.min_edges or round(_OFFICIAL_EDGES[0] * scale)
+        max_edges = self.max_edges or max(min_edges, round(_OFFICIAL_EDGES[1] * scale))
+        return replace(self, min_steps=min_steps, max_steps=max_steps, step_weights=weights,
+                       min_edges=min_edges, max_edges=max_edges)
 
     def weights(self) -> list[float] | None:
-        """Parsed ``step_weights`` (one per step count), or None for the natural distribution."""
+        """Parsed ``step_weights`` of a resolved copy, or None for the distribution the graphs give."""
         text = self.step_weights.strip()
         if not text:
             return None
         try:
-            values = [float(part) for part in text.split(",")]
+            return [float(part) for part in text.split(",")]
         except ValueError:
             raise ValueError(
-                f"step_weights must be comma-separated numbers, got {self.step_weights!r}"
+                f"ProsQAOptions.step_weights must be comma-separated numbers, 'auto' or empty, "
+                f"got {self.step_weights!r}"
             ) from None
-        return values
 
     def validate(self) -> None:
-        """Raise ValueError naming the first inconsistent option."""
+        """Raise ValueError naming the first inconsistent option (checks the resolved values)."""
+        for f in ("min_nodes", "max_nodes", "min_steps", "max_steps", "min_edges", "max_edges", "max_tries"):
+            value = getattr(self, f)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"ProsQAOptions.{f} must be an int, got {value!r}")
+        for f in ("parent_rate", "depth_weight", "only_a_prob", "only_b_prob", "true_first_prob"):
+            value = getattr(self, f)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"ProsQAOptions.{f} must be a finite number, got {value!r}")
+        if not isinstance(self.step_weights, str):
+            raise ValueError(f"ProsQAOptions.step_weights must be a string, got {self.step_weights!r}")
+        for f in ("min_steps", "max_steps", "min_edges", "max_edges"):
+            if getattr(self, f) < 0:
+                raise ValueError(f"ProsQAOptions.{f} must be >= 0 (0 = auto), got {getattr(self, f)}")
         if self.min_nodes < 5:
-            # root, one intermediate, target, the other person and its leaf: fewer cannot pose a question.
-            raise ValueError(f"min_nodes must be at least 5, got {self.min_nodes}")
+            # The person, one concept, the true option, the other person and its leaf.
+            raise ValueError(f"ProsQAOptions.min_nodes must be at least 5, got {self.min_nodes}")
         if self.max_nodes < self.min_nodes:
-            raise ValueError(f"max_nodes ({self.max_nodes}) is below min_nodes ({self.min_nodes})")
+            raise ValueError(
+                f"ProsQAOptions.max_nodes ({self.max_nodes}) is below min_nodes ({self.min_nodes})"
+            )
         if self.max_nodes - 2 > len(CONCEPTS):
             raise ValueError(
-                f"max_nodes ({self.max_nodes}) needs more than the {len(CONCEPTS)} concept names; "
-                f"use at most {len(CONCEPTS) + 2}"
+                f"ProsQAOptions.max_nodes is {self.max_nodes}, but there are only {len(CONCEPTS)} "
+                f"concept names; use at most {len(CONCEPTS) + 2}"
             )
-        if self.min_edges < 0 or self.max_edges < self.min_edges:
+        r = self.resolved()
+        if r.min_steps < 1 or r.max_steps < r.min_steps:
             raise ValueError(
-                f"need 0 <= min_edges <= max_edges, got min_edges={self.min_edges}, max_edges={self.max_edges}"
+                f"ProsQAOptions needs 1 <= min_steps <= max_steps, got {r.min_steps}..{r.max_steps}"
             )
-        if self.min_steps < 1 or self.max_steps < self.min_steps:
+        if r.max_steps + 3 > self.max_nodes:
             raise ValueError(
-                f"need 1 <= min_steps <= max_steps, got min_steps={self.min_steps}, max_steps={self.max_steps}"
+                f"ProsQAOptions.max_steps is {r.max_steps}, which needs at least {r.max_steps + 3} "
+                f"nodes, but max_nodes is {self.max_nodes}"
             )
-        if self.max_steps + 3 > self.max_nodes:
-            # A path of s steps has s + 1 nodes, plus the other person and its leaf.
+        if r.max_edges < r.min_edges:
             raise ValueError(
-                f"max_steps ({self.max_steps}) needs at least {self.max_steps + 3} nodes, "
-                f"but max_nodes is {self.max_nodes}"
+                f"ProsQAOptions.max_edges ({r.max_edges}) is below min_edges ({r.min_edges})"
             )
-        if self.max_edges < self.max_steps + 1:
+        if r.max_edges < r.min_steps + 1:
             raise ValueError(
-                f"max_edges ({self.max_edges}) cannot hold a {self.max_steps}-step path and a false option"
+                f"ProsQAOptions.max_edges ({r.max_edges}) cannot hold a {r.min_steps}-step proof "
+                "and the false option's edge"
             )
-        weights = self.weights()
+        weights = r.weights()
         if weights is not None:
-            span = self.max_steps - self.min_steps + 1
+            span = r.max_steps - r.min_steps + 1
             if len(weights) != span:
                 raise ValueError(
-                    f"step_weights has {len(weights)} values but min_steps..max_steps "
-                    f"({self.min_steps}..{self.max_steps}) has {span} step counts"
+                    f"ProsQAOptions.step_weights has {len(weights)} values, but steps "
+                    f"{r.min_steps}..{r.max_steps} need {span} (or 'auto' / empty)"
                 )
             if any(w < 0 or not math.isfinite(w) for w in weights) or sum(weights) <= 0:
-                raise ValueError(f"step_weights must be non-negative with a positive sum, got {self.step_weights!r}")
+                raise ValueError(
+                    f"ProsQAOptions.step_weights must be non-negative with a positive sum, "
+                    f"got {self.step_weights!r}"
+                )
         if not self.parent_rate > 0:
-            raise ValueError(f"parent_rate must be positive, got {self.parent_rate}")
+            raise ValueError(f"ProsQAOptions.parent_rate must be positive, got {self.parent_rate}")
         if not self.depth_weight >= 0:
-            raise ValueError(f"depth_weight must be non-negative, got {self.depth_weight}")
-        if not 0 < self.exclusive_prob <= 0.5:
-            # Two exclusive branches share the unit interval; with none, no leaf separates the people.
-            raise ValueError(f"exclusive_prob must be in (0, 0.5], got {self.exclusive_prob}")
+            raise ValueError(f"ProsQAOptions.depth_weight must be >= 0, got {self.depth_weight}")
+        if not (0 < self.only_a_prob and 0 < self.only_b_prob and self.only_a_prob + self.only_b_prob <= 1):
+            # Without nodes on each person's own side no leaf separates the two.
+            raise ValueError(
+                "ProsQAOptions.only_a_prob and only_b_prob must be positive with a sum of at most 1, "
+                f"got {self.only_a_prob} and {self.only_b_prob}"
+            )
         if not 0 <= self.true_first_prob <= 1:
-            raise ValueError(f"true_first_prob must be in [0, 1], got {self.true_first_prob}")
+            raise ValueError(f"ProsQAOptions.true_first_prob must be in [0, 1], got {self.true_first_prob}")
         if self.max_tries < 1:
-            raise ValueError(f"max_tries must be positive, got {self.max_tries}")
+            raise ValueError(f"ProsQAOptions.max_tries must be positive, got {self.max_tries}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,22 +271,22 @@ class _Graph:
     labels: list[int]
 
 
-_X={'p0':False,'dmax':True,'same':False,'p3':True}
 def _grow(rng: random.Random, n_nodes: int, opts: ProsQAOptions) -> _Graph:
     parents: list[list[int]] = [[], []]
     labels = [1, 2]
     depth = [0, 0]
-    # Candidate pools by label: 0 reached by neither person, 1 only by node 0, 2 only by node 1.
+    # Candidate parents by label: 0 reached by neither person, 1 by node 0 only, 2 by node 1 only.
+    # Label 3 (both) is no pool: its nodes stay childless, as in the official file.
     pools: dict[int, list[int]] = {0: [], 1: [0], 2: [1], 3: []}
     for idx in range(2, n_nodes):
         k = _poisson(rng, opts.parent_rate)
         u = rng.random()
-        if u < opts.exclusive_prob:
-            candidates = (pools[0] if _X['p0'] else []) + pools[2]
-        elif u < opts.exclusive_prob + _X['b']:
-            candidates = (pools[0] if _X['p0'] else []) + pools[1]
+        if u < opts.only_b_prob:
+            candidates = pools[2]
+        elif u < opts.only_b_prob + opts.only_a_prob:
+            candidates = pools[1]
         else:
-            candidates = list(range(idx)) if _X['p3'] else pools[0]+pools[1]+pools[2]
+            candidates = pools[0] + pools[1] + pools[2]
         k = min(k, len(candidates))
         chosen = _weighted_sample(rng, candidates, [depth[c] * opts.depth_weight + 1 for c in candidates], k)
         label = 0
@@ -225,7 +294,7 @@ def _grow(rng: random.Random, n_nodes: int, opts: ProsQAOptions) -> _Graph:
             label |= labels[p]
         parents.append(sorted(chosen))
         labels.append(label)
-        depth.append((max if _X['dmax'] else min)((depth[p] for p in chosen), default=-1) + 1)
+        depth.append(max((depth[p] for p in chosen), default=-1) + 1)
         pools[label].append(idx)
     return _Graph(parents, labels)
 
@@ -321,10 +390,11 @@ def _try_problem(rng: random.Random, opts: ProsQAOptions, want_steps: int | None
 
 def generate(n: int, seed: int = 0, options: ProsQAOptions | None = None) -> list[Record]:
     """Generate ``n`` ProsQA problems; the same (n, seed, options) always gives the same list."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be a non-negative int, got {n!r}")
     opts = options if options is not None else ProsQAOptions()
     opts.validate()
-    if n < 0:
-        raise ValueError(f"n must be non-negative, got {n}")
+    opts = opts.resolved()
     weights = opts.weights()
     step_counts = list(range(opts.min_steps, opts.max_steps + 1))
     rng = random.Random(seed)
@@ -355,13 +425,13 @@ _ASK_RE = re.compile(r"Is (\w+) a (\w+) or (\w+)\?")
 
 def _get(record: Record | dict[str, Any], key: str) -> Any:
     if isinstance(record, Record):
-        if key in ("question", "steps", "answer"):
-            return getattr(record, key)
-        value = record.extra.get(key)
-    else:
+        value = getattr(record, key) if key in ("question", "steps", "answer") else record.extra.get(key)
+    elif isinstance(record, dict):
         value = record.get(key)
+    else:
+        raise ValueError(f"expected a Record or a dict, got {type(record).__name__}")
     if value is None:
-        raise ValueError(f"missing field '{key}'")
+        raise ValueError(f"record has no field '{key}'")
     return value
 
 
@@ -372,18 +442,24 @@ def check_record(record: Record | dict[str, Any]) -> None:
     steps (each an edge fact, chained from the person to the true option, as short as possible),
     the answer and the question's final sentence.
     """
-    question: str = _get(record, "question")
-    steps: list[str] = list(_get(record, "steps"))
-    answer: str = _get(record, "answer")
-    names: list[str] = list(_get(record, "idx_to_symbol"))
-    edges = [tuple(e) for e in _get(record, "edges")]
+    question, steps, answer = (_get(record, k) for k in ("question", "steps", "answer"))
+    names, raw_edges = _get(record, "idx_to_symbol"), _get(record, "edges")
     root, target, neg = (_get(record, k) for k in ("root", "target", "neg_target"))
+    if not isinstance(question, str) or not isinstance(answer, str):
+        raise ValueError("question and answer must be strings")
+    if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
+        raise ValueError("steps must be a list of strings")
+    if not isinstance(names, list) or not all(isinstance(s, str) for s in names):
+        raise ValueError("idx_to_symbol must be a list of names")
+    if not isinstance(raw_edges, list) or not all(isinstance(e, (list, tuple)) for e in raw_edges):
+        raise ValueError("edges must be a list of [parent, child] pairs")
+    edges = [tuple(e) for e in raw_edges]
 
     n = len(names)
     if len(set(names)) != n:
         raise ValueError("idx_to_symbol has repeated names")
     for key, idx in (("root", root), ("target", target), ("neg_target", neg)):
-        if not isinstance(idx, int) or not 0 <= idx < n:
+        if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < n:
             raise ValueError(f"{key} {idx!r} is not a node index in 0..{n - 1}")
     parents: list[list[int]] = [[] for _ in range(n)]
     children: list[list[int]] = [[] for _ in range(n)]
