@@ -67,7 +67,16 @@ class ModelConfig:
 
 @dataclass
 class MethodConfig:
-    name: str = option("cot", "training/inference method (see latentcot.methods)")
+    name: str = option("cot", "training/inference method: cot, no_cot, coconut, coconut_wo_curriculum, "
+                       "coconut_wo_thought, coconut_pause_as_thought (latentcot.methods.METHODS)")
+    c_thought: int = option(1, "coconut: continuous thoughts per replaced reasoning step (1 ProsQA/ProntoQA, 2 GSM8k)")
+    epochs_per_stage: int = option(5, "coconut: epochs spent in each curriculum stage")
+    max_latent_stage: int = option(6, "coconut: last stage that replaces steps by thoughts; later stages drop all text steps")
+    pad_latent_to_max: bool = option(False, "coconut: problems with fewer steps still get the stage's full number of thoughts")
+    uniform_prob: float = option(0.0, "coconut: chance a problem gets a random stage instead of the scheduled one (0.3 for analysis runs)")
+    reset_optimizer: bool = option(True, "coconut: fresh optimizer state at each new stage")
+    n_thoughts: int = option(-1, "inference: continuous thoughts per problem (-1 = c_thought * max_latent_stage)")
+    max_new_tokens: int = option(128, "inference: longest generated continuation")
 
 
 @dataclass

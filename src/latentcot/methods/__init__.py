@@ -1,0 +1,32 @@
+"""Methods by name: each renders problems for training and inference behind one interface."""
+
+from __future__ import annotations
+
+from ..config import MethodConfig
+from .base import IGNORE_INDEX, Example, Method, TokenizedRecord, tokenize_record, tokenize_records
+from .coconut import Coconut, CoconutPauseAsThought, CoconutWithoutCurriculum, CoconutWithoutThought
+from .cot import CoT, NoCoT
+
+METHODS: dict[str, type[Method]] = {
+    cls.name: cls
+    for cls in (CoT, NoCoT, Coconut, CoconutWithoutCurriculum, CoconutWithoutThought, CoconutPauseAsThought)
+}
+
+
+def method_class(name: str) -> type[Method]:
+    if name not in METHODS:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(METHODS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"config key 'method.name': unknown method {name!r}{hint} "
+                         f"(choose from {', '.join(METHODS)})")
+    return METHODS[name]
+
+
+def build_method(cfg: MethodConfig, tokenizer) -> Method:
+    return method_class(cfg.name)(cfg, tokenizer)
+
+
+__all__ = ["IGNORE_INDEX", "METHODS", "Example", "Method", "TokenizedRecord", "build_method", "method_class",
+           "tokenize_record", "tokenize_records"]

@@ -1,0 +1,105 @@
+"""Coconut (Hao et al. 2024): reasoning steps replaced, stage by stage, by continuous thoughts.
+
+At stage k the first k steps become ``k * c_thought`` thoughts between ``<bot>`` and ``<eot>``; each
+thought position receives the previous position's last hidden state instead of a token embedding
+(see :mod:`latentcot.models.continuous`). Past ``max_latent_stage`` all remaining text steps go too.
+There is no loss on the question, the markers or the thoughts.
+"""
+
+from __future__ import annotations
+
+import random
+
+from ..tokenization import BOT, EOT, PAUSE, THOUGHT
+from .base import Example, Method, TokenizedRecord, assemble
+
+
+class Coconut(Method):
+    name = "coconut"
+    special_tokens = (BOT, EOT, THOUGHT)
+    continuous = True
+    thought_token = THOUGHT
+
+    def stage_at(self, epoch: int) -> int:
+        return epoch // max(self.cfg.epochs_per_stage, 1)
+
+    def reset_optimizer_at(self, epoch: int) -> bool:
+        return self.cfg.reset_optimizer and epoch > 0 and self.stage_at(epoch) != self.stage_at(epoch - 1)
+
+    def thoughts_for(self, stage: int, n_steps: int) -> int:
+        """How many thoughts a problem with ``n_steps`` steps gets at ``stage``."""
+        replaced = min(stage, self.cfg.max_latent_stage)
+        if not self.cfg.pad_latent_to_max:
+            replaced = min(replaced, n_steps)
+        return replaced * self.cfg.c_thought
+
+    def steps_kept(self, stage: int, n_steps: int) -> int:
+        if stage > self.cfg.max_latent_stage:
+            return 0
+        return max(n_steps - stage, 0)
+
+    def problem_stage(self, epoch: int, rng: random.Random) -> int:
+        # uniform_prob mixes stages inside an epoch (the paper's analysis runs), so the model sees
+        # every number of thoughts.
+        if self.cfg.uniform_prob > 0 and rng.random() < self.cfg.uniform_prob:
+            return rng.randint(0, self.cfg.max_latent_stage)
+        return self.stage_at(epoch)
+
+    def render(self, record: TokenizedRecord, n_thoughts: int, steps_kept: int) -> Example:
+        bot, eot = self.token_ids[BOT], self.token_ids[EOT]
+        first_kept = len(record.steps) - steps_kept
+        steps = [ids for step in record.steps[first_kept:] for ids in step]
+        return assemble([
+            (record.question, False),
+            ([bot] + [self.thought_id] * n_thoughts + [eot], False),
+            (steps, True),
+            (record.answer, True),
+        ], self.thought_id if self.continuous else None)
+
+    def train_example(self, record: TokenizedRecord, epoch: int, rng: random.Random) -> Example:
+        stage = self.problem_stage(epoch, rng)
+        n_steps = len(record.steps)
+        return self.render(record, self.thoughts_for(stage, n_steps), self.steps_kept(stage, n_steps))
+
+    def default_thoughts(self) -> int:
+        return self.cfg.n_thoughts if self.cfg.n_thoughts >= 0 else self.cfg.c_thought * self.cfg.max_latent_stage
+
+    def prompt(self, record: TokenizedRecord, n_thoughts: int | None = None) -> Example:
+        n = self.default_thoughts() if n_thoughts is None else n_thoughts
+        example = self.render(record, n, 0)
+        # The prompt stops after <eot>: drop the answer the renderer appended.
+        cut = len(record.question) + n + 2
+        return Example(example.input_ids[:cut], example.labels[:cut], example.n_thoughts, example.thought_start)
+
+
+class CoconutWithoutCurriculum(Coconut):
+    """Ablation: train at the final stage from the first epoch (no curriculum)."""
+
+    name = "coconut_wo_curriculum"
+
+    def stage_at(self, epoch: int) -> int:
+        return self.cfg.max_latent_stage + 1
+
+
+class CoconutWithoutThought(Coconut):
+    """Ablation: the same curriculum removes steps, but no thoughts take their place."""
+
+    name = "coconut_wo_thought"
+    special_tokens = (BOT, EOT)
+    continuous = False
+    thought_token = None
+
+    def thoughts_for(self, stage: int, n_steps: int) -> int:
+        return 0
+
+    def default_thoughts(self) -> int:
+        return 0
+
+
+class CoconutPauseAsThought(Coconut):
+    """Ablation: thought positions hold a learned ``<pause>`` embedding instead of the hidden state."""
+
+    name = "coconut_pause_as_thought"
+    special_tokens = (BOT, EOT, PAUSE)
+    continuous = False
+    thought_token = PAUSE
