@@ -61,6 +61,7 @@ class ModelConfig:
     name_or_path: str = option("", "local directory or hub id for source=pretrained")
     n_positions: int = option(1024, "maximum sequence length for source=scratch")
     dtype: Literal["float32", "bfloat16", "float16"] = option("float32", "parameter dtype")
+    dropout: float = option(0.0, "dropout of a source=scratch model (GPT-2's own default is 0.1)")
     init_new_tokens_from: str = option(
         "", "existing token whose embedding initialises new special tokens ('' = end-of-sequence token)")
 
@@ -87,6 +88,17 @@ class TrainConfig:
     micro_batch_size: int = option(0, "problems per forward pass (0 = batch_size); the rest is accumulated")
     epochs: int = option(10, "training epochs")
     grad_clip: float = option(1.0, "max gradient norm (0 = off)")
+    precision: Literal["auto", "fp32", "bf16"] = option(
+        "auto", "auto: bf16 autocast on a GPU that supports it, else fp32")
+    init_from: str = option("", "start from this checkpoint's weights (e.g. a cot run for coconut on GSM8k)")
+    resume: bool = option(True, "continue from the newest checkpoint in output_dir if there is one")
+    eval_every: int = option(1, "evaluate on data.valid every N epochs (0 = never)")
+    eval_batch_size: int = option(64, "problems per generation batch during evaluation")
+    keep_checkpoints: int = option(0, "keep only the newest N epoch checkpoints (0 = all)")
+    log_every: int = option(10, "write a training metrics line every N optimizer steps")
+    tensorboard: bool = option(False, "also log to TensorBoard (needs the tensorboard extra)")
+    device: str = option("auto", "auto (cuda if available), cpu, cuda, cuda:1, ...")
+    progress: bool = option(True, "show progress bars")
 
 
 @dataclass

@@ -62,7 +62,7 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 
 def model_from_preset(arch: str, preset: str, tokenizer: PreTrainedTokenizerBase,
-                      n_positions: int = 1024) -> PreTrainedModel:
+                      n_positions: int = 1024, dropout: float = 0.0) -> PreTrainedModel:
     """A randomly initialised causal LM whose vocabulary is exactly the tokenizer's."""
     if preset not in PRESETS:
         raise ValueError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -71,7 +71,8 @@ def model_from_preset(arch: str, preset: str, tokenizer: PreTrainedTokenizerBase
                pad_token_id=tokenizer.pad_token_id)
     if arch == "gpt2":
         config = GPT2Config(vocab_size=len(tokenizer), n_positions=n_positions, n_embd=size.n_embd,
-                            n_layer=size.n_layer, n_head=size.n_head, **ids)
+                            n_layer=size.n_layer, n_head=size.n_head, resid_pdrop=dropout, embd_pdrop=dropout,
+                            attn_pdrop=dropout, **ids)
         return GPT2LMHeadModel(config)
     if arch == "llama":
         # Llama's usual 8/3 MLP ratio, rounded to a multiple of 32 for efficient matmuls.
@@ -79,7 +80,7 @@ def model_from_preset(arch: str, preset: str, tokenizer: PreTrainedTokenizerBase
         config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=size.n_embd, intermediate_size=intermediate,
                              num_hidden_layers=size.n_layer, num_attention_heads=size.n_head,
                              num_key_value_heads=size.n_head, max_position_embeddings=n_positions,
-                             tie_word_embeddings=True, **ids)
+                             tie_word_embeddings=True, attention_dropout=dropout, **ids)
         return LlamaForCausalLM(config)
     raise ValueError(f"unknown architecture {arch!r}; expected gpt2 or llama")
 
@@ -148,7 +149,8 @@ def build_model_and_tokenizer(
         tokenizer = build_tokenizer(tokenizer_cfg.kind, records, vocab_size=tokenizer_cfg.vocab_size,
                                     min_frequency=tokenizer_cfg.min_frequency, path=tokenizer_cfg.path)
         add_method_tokens(tokenizer, method_tokens)
-        model = model_from_preset(model_cfg.arch, model_cfg.preset, tokenizer, model_cfg.n_positions).to(dtype)
+        model = model_from_preset(model_cfg.arch, model_cfg.preset, tokenizer, model_cfg.n_positions,
+                                  model_cfg.dropout).to(dtype)
         return model, tokenizer
     if model_cfg.source == "pretrained":
         if not model_cfg.name_or_path:

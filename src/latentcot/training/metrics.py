@@ -1,0 +1,52 @@
+"""Metrics as JSON lines (one object per event, easy to plot), optionally mirrored to TensorBoard."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+class MetricsLog:
+    def __init__(self, path: str | Path, enabled: bool = True, tensorboard_dir: str | Path | None = None):
+        self.path = Path(path)
+        self.enabled = enabled
+        self.writer = None
+        if enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        if enabled and tensorboard_dir is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as err:
+                raise RuntimeError("train.tensorboard=true needs the tensorboard extra: "
+                                   "pip install -e '.[tensorboard]'") from err
+            self.writer = SummaryWriter(str(tensorboard_dir))
+
+    def truncate_after(self, epoch: int) -> None:
+        """Drop lines from epochs that a resumed run will redo (the interrupted one and later)."""
+        if not self.enabled or not self.path.exists():
+            return
+        kept = [line for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("epoch", -1) < epoch]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        tmp.replace(self.path)
+
+    def log(self, kind: str, step: int, **values: Any) -> None:
+        if not self.enabled:
+            return
+        record = {"type": kind, "step": step, **values}
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in values.items():
+                if isinstance(value, (int, float)) and key not in ("epoch", "stage"):
+                    self.writer.add_scalar(f"{kind}/{key}", value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]

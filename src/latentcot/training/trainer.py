@@ -1,0 +1,256 @@
+"""One trainer for every method: set-up, epochs, evaluation and checkpoints are separate steps.
+
+The method decides how each problem is rendered at each epoch (and when the optimizer restarts); the
+trainer only batches :class:`~latentcot.methods.Example` objects and minimises the summed token loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ..config import Config, save_config
+from ..data.io import load_records
+from ..data.records import Record
+from ..methods import Example, Method, TokenizedRecord, build_method, method_class, tokenize_records
+from ..models import build_model_and_tokenizer, load_checkpoint_model, resize_for_tokenizer
+from ..models.continuous import batch_loss, collate
+from ..tokenization import METHOD_TOKENS, add_method_tokens
+from . import checkpoint as ckpt
+from .distributed import DistInfo, barrier, setup, sum_gradients
+from .metrics import MetricsLog
+
+
+def pick_device(name: str, info: DistInfo | None = None) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", info.local_rank if info else 0)
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def label_count(example: Example) -> int:
+    """Targets this example contributes to the next-token loss (labels shifted by one)."""
+    return sum(1 for label in example.labels[1:] if label != -100)
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken
+    history: list[dict] = field(default_factory=list)
+
+
+class Trainer:
+    def __init__(self, cfg: Config, *, on_epoch_end: Callable[["Trainer", int], None] | None = None,
+                 train_records: Sequence[Record] | None = None, valid_records: Sequence[Record] | None = None):
+        self.cfg = cfg
+        self.on_epoch_end = on_epoch_end
+        self.output_dir = Path(cfg.output_dir)
+        self.dist = setup(pick_device(cfg.train.device))
+        self.device = pick_device(cfg.train.device, self.dist)
+        self.train_records = list(train_records) if train_records is not None else self._load(cfg.data.train, "data.train")
+        if cfg.data.max_train:
+            self.train_records = self.train_records[: cfg.data.max_train]
+        if valid_records is not None:
+            self.valid_records = list(valid_records)
+        else:
+            self.valid_records = self._load(cfg.data.valid, "data.valid") if cfg.data.valid else []
+        if cfg.data.max_eval:
+            self.valid_records = self.valid_records[: cfg.data.max_eval]
+        self._check_batching()
+        seed_everything(cfg.seed)
+        self.state = TrainState()
+        self.model, self.tokenizer = self._build_model()
+        self.method: Method = build_method(cfg.method, self.tokenizer)
+        self.train_tokens: list[TokenizedRecord] = tokenize_records(self.train_records, self.tokenizer)
+        self.optimizer = self._new_optimizer()
+        self.autocast = self._autocast()
+        self.metrics = MetricsLog(self.output_dir / "metrics.jsonl", enabled=self.dist.is_main,
+                                  tensorboard_dir=self.output_dir / "tensorboard" if cfg.train.tensorboard else None)
+        if cfg.train.resume:
+            self._resume()
+
+    # -- set-up ------------------------------------------------------------------------------------
+    @staticmethod
+    def _load(path: str, key: str) -> list[Record]:
+        if not path:
+            raise ValueError(f"config key '{key}' is empty: give a problem file")
+        return load_records(path)
+
+    def _check_batching(self) -> None:
+        t = self.cfg.train
+        if t.batch_size % self.dist.world_size:
+            raise ValueError(f"config key 'train.batch_size': {t.batch_size} does not split over "
+                             f"{self.dist.world_size} processes")
+        if t.micro_batch_size < 0 or t.batch_size <= 0:
+            raise ValueError("config keys 'train.batch_size' and 'train.micro_batch_size' must be positive")
+        method_class(self.cfg.method.name)  # fail before building a model on a bad method name
+
+    def _build_model(self):
+        cfg = self.cfg
+        if cfg.train.init_from:
+            model, tokenizer = load_checkpoint_model(ckpt.resolve_run(cfg.train.init_from), cfg.model.dtype)
+            add_method_tokens(tokenizer, METHOD_TOKENS)
+            resize_for_tokenizer(model, tokenizer, cfg.model.init_new_tokens_from or None)
+        else:
+            # Every vocabulary gets all method tokens, so a cot checkpoint can seed a coconut run.
+            model, tokenizer = build_model_and_tokenizer(cfg.model, cfg.tokenizer, self.train_records, METHOD_TOKENS)
+        return model.to(self.device), tokenizer
+
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        t = self.cfg.train
+        return torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay,
+                                 foreach=self.device.type == "cuda")
+
+    def _autocast(self):
+        want = self.cfg.train.precision
+        bf16 = want == "bf16" or (want == "auto" and self.device.type == "cuda" and torch.cuda.is_bf16_supported())
+        if not bf16:
+            return contextlib.nullcontext
+        return lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def _resume(self) -> None:
+        latest = ckpt.latest_checkpoint(self.output_dir)
+        if latest is None:
+            return
+        state = ckpt.load_state(latest)
+        model, _ = load_checkpoint_model(latest, self.cfg.model.dtype)
+        self.model.load_state_dict(model.state_dict())
+        self.state = TrainState(epoch=state["epoch"], step=state["step"], history=state.get("history", []))
+        self.optimizer.load_state_dict(torch.load(latest / "optimizer.pt", map_location=self.device))
+        ckpt.set_rng_state(torch.load(latest / "rng.pt", weights_only=False))
+        self.metrics.truncate_after(self.state.epoch)
+        if self.dist.is_main:
+            print(f"resumed from {latest} (epoch {self.state.epoch}, step {self.state.step})")
+
+    # -- data --------------------------------------------------------------------------------------
+    def epoch_examples(self, epoch: int) -> list[Example]:
+        """This epoch's rendered problems in this epoch's order; identical on every process."""
+        seed = self.cfg.seed * 1_000_003 + epoch
+        render_rng = random.Random(seed)
+        examples = [self.method.train_example(r, epoch, render_rng) for r in self.train_tokens]
+        random.Random(seed + 7919).shuffle(examples)
+        return examples
+
+    def global_batches(self, examples: list[Example]) -> list[list[Example]]:
+        size = self.cfg.train.batch_size
+        # A ragged last batch is dropped: every step then averages over the same number of problems.
+        return [examples[i:i + size] for i in range(0, len(examples) - size + 1, size)] or [examples]
+
+    def micro_batches(self, batch: list[Example]) -> list[list[Example]]:
+        mine = batch[self.dist.rank::self.dist.world_size]
+        size = self.cfg.train.micro_batch_size or len(mine)
+        return [mine[i:i + size] for i in range(0, len(mine), size)]
+
+    # -- one step, one epoch -----------------------------------------------------------------------
+    def train_step(self, batch: list[Example]) -> float:
+        """One optimizer step on a global batch; returns its mean token loss."""
+        total_tokens = max(sum(label_count(e) for e in batch), 1)
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_sum = 0.0
+        for micro in self.micro_batches(batch):
+            tensors = collate(micro, self.tokenizer.pad_token_id,
+                              self.method.thought_id if self.method.continuous else None)
+            tensors = {k: v.to(self.device) for k, v in tensors.items()}
+            with self.autocast():
+                loss, _ = batch_loss(self.model, tensors)
+            (loss / total_tokens).backward()
+            loss_sum += loss.item()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        sum_gradients(params, self.dist)
+        if self.cfg.train.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip)
+        self.optimizer.step()
+        if self.dist.enabled:
+            summed = torch.tensor([loss_sum], device=self.device)
+            torch.distributed.all_reduce(summed)
+            loss_sum = summed.item()
+        return loss_sum / total_tokens
+
+    def train_epoch(self, epoch: int) -> float:
+        stage = self.method.stage_at(epoch)
+        if self.method.reset_optimizer_at(epoch):
+            self.optimizer = self._new_optimizer()
+        batches = self.global_batches(self.epoch_examples(epoch))
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{self.cfg.train.epochs} stage {stage}",
+                   disable=not (self.cfg.train.progress and self.dist.is_main), leave=False, dynamic_ncols=True)
+        losses = []
+        start = time.perf_counter()
+        for batch in bar:
+            loss = self.train_step(batch)
+            losses.append(loss)
+            self.state.step += 1
+            bar.set_postfix(loss=f"{loss:.4f}")
+            if self.state.step % max(self.cfg.train.log_every, 1) == 0:
+                self.metrics.log("train", self.state.step, epoch=epoch, stage=stage, loss=loss,
+                                 lr=self.optimizer.param_groups[0]["lr"], elapsed=round(time.perf_counter() - start, 3))
+        mean = sum(losses) / max(len(losses), 1)
+        self.metrics.log("epoch", self.state.step, epoch=epoch, stage=stage, train_loss=mean,
+                         seconds=round(time.perf_counter() - start, 2))
+        return mean
+
+    def evaluate(self, epoch: int) -> dict | None:
+        if not self.valid_records or not self.dist.is_main:
+            return None
+        from ..evaluation import evaluate
+
+        result = evaluate(self.model, self.tokenizer, self.method, self.valid_records,
+                          batch_size=self.cfg.train.eval_batch_size, progress=self.cfg.train.progress)
+        summary = result.summary()
+        self.metrics.log("eval", self.state.step, epoch=epoch, stage=self.method.stage_at(epoch), **summary)
+        return summary
+
+    def save(self, epoch: int, summary: dict) -> Path | None:
+        barrier(self.dist)
+        path = None
+        if self.dist.is_main:
+            state = {"epoch": epoch + 1, "step": self.state.step, "stage": self.method.stage_at(epoch),
+                     "history": self.state.history}
+            path = ckpt.save_checkpoint(self.output_dir, epoch + 1, self.model, self.tokenizer, self.optimizer,
+                                        self.cfg, state, keep=self.cfg.train.keep_checkpoints)
+        barrier(self.dist)
+        return path
+
+    # -- the whole run -----------------------------------------------------------------------------
+    def fit(self) -> list[dict]:
+        if self.dist.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.cfg, self.output_dir / "config.yaml")
+        every = self.cfg.train.eval_every
+        for epoch in range(self.state.epoch, self.cfg.train.epochs):
+            train_loss = self.train_epoch(epoch)
+            summary = {"epoch": epoch + 1, "stage": self.method.stage_at(epoch), "train_loss": round(train_loss, 5)}
+            if every and ((epoch + 1) % every == 0 or epoch + 1 == self.cfg.train.epochs):
+                summary.update(self.evaluate(epoch) or {})
+            self.state.history.append(summary)
+            self.state.epoch = epoch + 1
+            self.save(epoch, summary)
+            if self.dist.is_main:
+                print(" ".join(f"{k}={v}" for k, v in summary.items()), flush=True)
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(self, epoch)
+        self.metrics.close()
+        return self.state.history
+
+
+def train(cfg: Config, **kwargs) -> Trainer:
+    trainer = Trainer(cfg, **kwargs)
+    trainer.fit()
+    return trainer
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+__all__ = ["Trainer", "TrainState", "train", "pick_device", "label_count", "seed_everything"]

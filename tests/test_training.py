@@ -1,0 +1,135 @@
+"""Trainer: a training run learns, an interrupted run resumes to the same weights, two processes
+(gloo) give the same result as one on the same global batch."""
+
+import json
+import os
+import socket
+
+import pytest
+import torch
+
+from helpers import tiny_prosqa
+from latentcot.config import Config, apply_overrides
+from latentcot.training import Trainer, train
+from latentcot.training.checkpoint import list_checkpoints
+from latentcot.training.metrics import read_metrics
+
+
+def tiny_config(tmp_path, *overrides, name="run"):
+    cfg = apply_overrides(Config(), [
+        f"output_dir={tmp_path / name}", "model.preset=tiny", "model.n_positions=256", "train.batch_size=8",
+        "train.lr=3e-3", "train.progress=false", "train.eval_every=0", "train.log_every=1", "seed=0",
+        "method.name=coconut", "method.epochs_per_stage=1", "method.max_latent_stage=2", *overrides])
+    return cfg
+
+
+def weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
+    records = tiny_prosqa(24, seed=1)
+    # dropout on, so the restored RNG state matters too
+    full = train(tiny_config(tmp_path, "train.epochs=3", "model.dropout=0.1", name="full"), train_records=records)
+
+    def stop_after_first(trainer, epoch):
+        if epoch == 0:
+            raise Interrupt
+
+    cfg = tiny_config(tmp_path, "train.epochs=3", "model.dropout=0.1", name="cut")
+    with pytest.raises(Interrupt):
+        train(cfg, train_records=records, on_epoch_end=stop_after_first)
+    assert [p.name for p in list_checkpoints(cfg.output_dir)] == ["epoch_001"]
+    resumed = Trainer(cfg, train_records=records)
+    assert resumed.state.epoch == 1
+    resumed.fit()
+
+    expected, got = weights(full.model), weights(resumed.model)
+    assert expected.keys() == got.keys()
+    for key in expected:
+        assert torch.equal(expected[key], got[key]), key
+    assert resumed.state.history == full.state.history
+    # the metrics file of the resumed run holds each step once, like the uninterrupted one
+    steps = [m["step"] for m in read_metrics(tmp_path / "cut" / "metrics.jsonl") if m["type"] == "train"]
+    assert steps == [m["step"] for m in read_metrics(tmp_path / "full" / "metrics.jsonl") if m["type"] == "train"]
+    assert steps == sorted(set(steps))
+
+
+def test_checkpoint_contents_and_pruning(tmp_path):
+    cfg = tiny_config(tmp_path, "train.epochs=2", "train.keep_checkpoints=1", "method.name=cot")
+    trainer = train(cfg, train_records=tiny_prosqa(16))
+    (only,) = list_checkpoints(cfg.output_dir)
+    assert only.name == "epoch_002"
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "config.yaml", "optimizer.pt", "rng.pt",
+                 "state.json"):
+        assert (only / name).exists(), name
+    state = json.loads((only / "state.json").read_text())
+    assert state["epoch"] == 2 and state["step"] == trainer.state.step == 4
+    assert not any(p.name.startswith(".") for p in (only.parent).iterdir())
+
+
+def test_training_lowers_the_loss(tmp_path):
+    cfg = tiny_config(tmp_path, "train.epochs=4", "method.name=cot", "train.batch_size=4")
+    trainer = train(cfg, train_records=tiny_prosqa(32))
+    losses = [h["train_loss"] for h in trainer.state.history]
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_gradient_accumulation_matches_one_big_batch(tmp_path):
+    records = tiny_prosqa(16, seed=2)
+    whole = train(tiny_config(tmp_path, "train.epochs=2", name="whole"), train_records=records)
+    parts = train(tiny_config(tmp_path, "train.epochs=2", "train.micro_batch_size=3", name="parts"),
+                  train_records=records)
+    for key, value in weights(whole.model).items():
+        assert torch.allclose(value, weights(parts.model)[key], atol=1e-5), key
+
+
+def test_optimizer_is_reset_at_stage_change(tmp_path):
+    seen = []
+
+    def record_optimizer(trainer, epoch):
+        seen.append(id(trainer.optimizer))
+
+    cfg = tiny_config(tmp_path, "train.epochs=3", "method.epochs_per_stage=2")
+    train(cfg, train_records=tiny_prosqa(8), on_epoch_end=record_optimizer)
+    assert seen[0] == seen[1] != seen[2]
+
+
+def test_bad_config_errors_before_training(tmp_path):
+    with pytest.raises(ValueError, match="unknown method"):
+        Trainer(tiny_config(tmp_path, "method.name=cocnut"), train_records=tiny_prosqa(4))
+    with pytest.raises(ValueError, match="data.train"):
+        Trainer(tiny_config(tmp_path))
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, cfg, records, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    trainer = train(cfg, train_records=records)
+    if rank == 0:
+        torch.save({"weights": weights(trainer.model), "history": trainer.state.history}, out)
+    torch.distributed.destroy_process_group()
+
+
+def test_two_processes_match_one_on_the_same_global_batch(tmp_path):
+    records = tiny_prosqa(16, seed=4)
+    single = train(tiny_config(tmp_path, "train.epochs=2", name="single"), train_records=records)
+    out = tmp_path / "ddp.pt"
+    cfg = tiny_config(tmp_path, "train.epochs=2", name="ddp")
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), cfg, records, str(out)), nprocs=2, join=True)
+    result = torch.load(out)
+    for a, b in zip(single.state.history, result["history"]):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+    for key, value in weights(single.model).items():
+        assert torch.allclose(value, result["weights"][key], atol=1e-5), key
