@@ -86,6 +86,8 @@ def test_coconut_stage_schedule_and_optimizer_resets(tok):
     method = build_method(MethodConfig(name="coconut", epochs_per_stage=5), tok)
     assert [method.stage_at(e) for e in (0, 4, 5, 9, 10)] == [0, 0, 1, 1, 2]
     assert [e for e in range(16) if method.reset_optimizer_at(e)] == [5, 10, 15]
+    method = build_method(MethodConfig(name="coconut", epochs_per_stage=2, start_stage=1), tok)
+    assert [method.stage_at(e) for e in range(5)] == [1, 1, 2, 2, 3]
     method = build_method(MethodConfig(name="coconut", epochs_per_stage=5, reset_optimizer=False), tok)
     assert not any(method.reset_optimizer_at(e) for e in range(16))
 

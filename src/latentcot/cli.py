@@ -118,6 +118,16 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training import train
+
+    cfg = load_config(args.config, args.overrides)
+    history = train(cfg).state.history
+    if history:
+        print(json.dumps(history[-1]))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -179,6 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keys", action="store_true", help="list every key with its type, default and help")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=3e-4")
     p.set_defaults(func=cmd_config_show)
+
+    from .inference.cli import add_generate_parser
+
+    add_generate_parser(sub)
+
+    p = sub.add_parser("train", help="train a model with any method (single process or under torchrun)",
+                       description="Train with a YAML config and dotted overrides. Several GPUs: "
+                       "torchrun --nproc_per_node N -m latentcot train --config FILE ...")
+    p.add_argument("--config", default=None, help="YAML config file (see configs/)")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=3e-4 method.name=coconut")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("demo", help="small end-to-end run on built-in defaults (CPU)")
     p.add_argument("--out", default="runs/demo", help="output directory")

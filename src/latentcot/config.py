@@ -72,6 +72,7 @@ class MethodConfig:
                        "coconut_wo_thought, coconut_pause_as_thought (latentcot.methods.METHODS)")
     c_thought: int = option(1, "coconut: continuous thoughts per replaced reasoning step (1 ProsQA/ProntoQA, 2 GSM8k)")
     epochs_per_stage: int = option(5, "coconut: epochs spent in each curriculum stage")
+    start_stage: int = option(0, "coconut: stage of the first epoch (1 when starting from a cot checkpoint)")
     max_latent_stage: int = option(6, "coconut: last stage that replaces steps by thoughts; later stages drop all text steps")
     pad_latent_to_max: bool = option(False, "coconut: problems with fewer steps still get the stage's full number of thoughts")
     uniform_prob: float = option(0.0, "coconut: chance a problem gets a random stage instead of the scheduled one (0.3 for analysis runs)")

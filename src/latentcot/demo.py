@@ -1,65 +1,99 @@
-"""The README's main command: a small end-to-end run on built-in defaults.
+"""The README's main command: a small end-to-end comparison on CPU.
 
-Until the trainer lands this runs the data pipeline end to end: generate small ProsQA train/valid
-sets, write and re-read them, train the tokenizer, build the model, measure the untrained model's
-loss, and save model and tokenizer as a checkpoint would.
+It generates a ProsQA-style data set with smaller graphs than the official one (so a CPU can learn it
+in minutes), trains no_cot and cot from scratch, continues the cot model with the Coconut curriculum
+(as the paper does for GSM8k: start from the cot checkpoint at stage 1), evaluates all three on held-out
+problems and prints accuracy, generated tokens and time per problem.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-
-from .config import Config, ModelConfig, TokenizerConfig, save_config
+from .config import Config, apply_overrides
 from .data.generators import generate
-from .data.io import load_records, save_records
-from .data.stats import dataset_stats
-from .models import build_model_and_tokenizer, count_parameters, save_model
-from .tokenization import METHOD_TOKENS, record_text
-
-DEMO_TRAIN = 2000
-DEMO_VALID = 200
-# Smaller graphs than the official ProsQA so CPU training (a later stage of the demo) is feasible.
-DEMO_GRAPH = {"min_nodes": 10, "max_nodes": 14}
+from .data.io import save_records
+from .training import train
+from .training.checkpoint import latest_checkpoint
 
 
-def run_demo(out: Path, seed: int = 0) -> dict:
+@dataclass
+class DemoSettings:
+    n_train: int = 4000
+    n_valid: int = 300
+    min_nodes: int = 10
+    max_nodes: int = 14
+    preset: str = "cpu-small"
+    lr: float = 1e-3
+    batch_size: int = 32
+    cot_epochs: int = 6
+    no_cot_epochs: int = 6
+    coconut_stages: int = 4  # stages 1..4: enough to replace every step (these graphs need 2-4 steps)
+    epochs_per_stage: int = 1
+    final_epochs: int = 1  # epochs at the last stage, all text steps gone
+
+
+def _base_overrides(s: DemoSettings, out: Path, seed: int) -> list[str]:
+    return [f"seed={seed}", f"model.preset={s.preset}", "model.n_positions=512", f"train.lr={s.lr}",
+            f"train.batch_size={s.batch_size}", "train.eval_every=0", "train.keep_checkpoints=1",
+            "train.log_every=5", "train.weight_decay=0.01"]
+
+
+def _run(name: str, overrides: list[str], out: Path, train_records, valid_records) -> Path:
+    cfg = apply_overrides(Config(), [f"output_dir={out / name}", *overrides])
+    print(f"\n== training {name} ({cfg.train.epochs} epochs) ==", flush=True)
+    train(cfg, train_records=train_records, valid_records=valid_records)
+    return latest_checkpoint(out / name)
+
+
+def run_demo(out: Path, seed: int = 0, settings: DemoSettings | None = None) -> dict:
+    from .evaluation import evaluate
+    from .inference.cli import load_run
+
+    s = settings or DemoSettings()
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    print(f"[1/4] generating ProsQA-style problems ({DEMO_TRAIN} train, {DEMO_VALID} valid, seed {seed})")
-    train = generate("prosqa", DEMO_TRAIN, seed, **DEMO_GRAPH)
-    valid = generate("prosqa", DEMO_VALID, seed + 1, **DEMO_GRAPH)
-    save_records(train, out / "data" / "train.json")
-    save_records(valid, out / "data" / "valid.json")
-    train = load_records(out / "data" / "train.json")
-    valid = load_records(out / "data" / "valid.json")
+    graph = {"min_nodes": s.min_nodes, "max_nodes": s.max_nodes}
+    print(f"generating ProsQA-style problems: {s.n_train} train, {s.n_valid} valid, "
+          f"{s.min_nodes}-{s.max_nodes} nodes per graph (seed {seed})", flush=True)
+    train_records = generate("prosqa", s.n_train, seed, **graph)
+    valid_records = generate("prosqa", s.n_valid, seed + 10_000, **graph)
+    save_records(train_records, out / "data" / "train.json")
+    save_records(valid_records, out / "data" / "valid.json")
 
-    print("[2/4] training a word-level tokenizer and building a GPT-2 model (preset cpu-small)")
-    cfg = Config(output_dir=str(out), seed=seed, model=ModelConfig(preset="cpu-small"), tokenizer=TokenizerConfig())
-    cfg.data.train = str(out / "data" / "train.json")
-    cfg.data.valid = str(out / "data" / "valid.json")
-    model, tokenizer = build_model_and_tokenizer(cfg.model, cfg.tokenizer, train, METHOD_TOKENS)
-    stats = dataset_stats(train, tokenizer)
-    print(json.dumps(stats, indent=2))
+    base = _base_overrides(s, out, seed)
+    runs = {}
+    runs["no_cot"] = _run("no_cot", base + ["method.name=no_cot", f"train.epochs={s.no_cot_epochs}"],
+                          out, train_records, valid_records)
+    runs["cot"] = _run("cot", base + ["method.name=cot", f"train.epochs={s.cot_epochs}"],
+                       out, train_records, valid_records)
+    coconut_epochs = s.coconut_stages * s.epochs_per_stage + s.final_epochs
+    runs["coconut"] = _run("coconut", base + [
+        "method.name=coconut", f"train.init_from={runs['cot']}", "method.start_stage=1",
+        f"method.epochs_per_stage={s.epochs_per_stage}", f"method.max_latent_stage={s.coconut_stages}",
+        f"train.epochs={coconut_epochs}"], out, train_records, valid_records)
 
-    print("[3/4] loss of the untrained model on 32 validation problems (should be near ln(vocab))")
-    torch.manual_seed(seed)
-    texts = [record_text(r) + tokenizer.eos_token for r in valid[:32]]
-    batch = tokenizer(texts, return_tensors="pt", padding=True)
-    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
-    with torch.no_grad():
-        loss = model(**batch, labels=labels).loss.item()
-    print(f"loss {loss:.3f} vs ln(vocab) {math.log(len(tokenizer)):.3f}; "
-          f"{count_parameters(model):,} parameters")
-
-    print(f"[4/4] saving config, model and tokenizer to {out / 'model'}")
-    save_config(cfg, out / "config.yaml")
-    save_model(model, tokenizer, out / "model")
-    summary = {"train": len(train), "valid": len(valid), "vocab": len(tokenizer), "initial_loss": round(loss, 4),
-               "parameters": count_parameters(model), "seconds": round(time.perf_counter() - start, 1)}
-    print(json.dumps(summary))
+    rows = []
+    for name, checkpoint in runs.items():
+        cfg, model, tokenizer, method = load_run(checkpoint)
+        result = evaluate(model, tokenizer, method, valid_records, batch_size=64, progress=True)
+        result.write_jsonl(out / name / "eval_valid.jsonl")
+        rows.append({"method": name, **result.summary()})
+    lines = [
+        "| method | accuracy | generated tokens | forward passes | ms per problem |",
+        "|---|---|---|---|---|",
+        *(f"| {r['method']} | {100 * r['accuracy']:.1f}% | {r['mean_generated_tokens']:.1f} | "
+          f"{r['mean_forward_passes']:.1f} | {1000 * r['seconds_per_problem']:.2f} |" for r in rows),
+    ]
+    table = "\n".join(lines)
+    summary = {"settings": asdict(s), "seed": seed, "results": rows,
+               "minutes": round((time.perf_counter() - start) / 60, 2)}
+    (out / "results.md").write_text(table + "\n")
+    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"\nProsQA-style validation set ({s.n_valid} problems, chance = 50%), batch-64 greedy decoding:\n")
+    print(table)
+    print(f"\ntotal {summary['minutes']} min; results in {out}/results.md and results.json")
     return summary

@@ -21,7 +21,7 @@ class Coconut(Method):
     thought_token = THOUGHT
 
     def stage_at(self, epoch: int) -> int:
-        return epoch // max(self.cfg.epochs_per_stage, 1)
+        return self.cfg.start_stage + epoch // max(self.cfg.epochs_per_stage, 1)
 
     def reset_optimizer_at(self, epoch: int) -> bool:
         return self.cfg.reset_optimizer and epoch > 0 and self.stage_at(epoch) != self.stage_at(epoch - 1)

@@ -1,0 +1,90 @@
+"""Exact-match accuracy and the per-problem costs the papers report (generated tokens, passes, time).
+
+The answer rule is the Coconut code's: the text after the last ``#``, commas removed, stripped. A model
+writes ``### 1,250`` or ``### Tom is a lempus.``, so the same rule gives a number or the whole ProsQA
+answer sentence; a text without ``#`` is compared whole.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..data.records import Record
+from ..methods import Method
+
+
+def _normalize(text: str) -> str:
+    # Commas go so that "1,000" and "1000" match (GSM8k writes both).
+    return text.replace(",", "").strip()
+
+
+def extract_answer(text: str) -> str:
+    """The predicted answer in a generated text: what follows the last ``#``, commas removed, stripped."""
+    return _normalize(text.rsplit("#", 1)[-1])
+
+
+def is_correct(generated_text: str, record: Record) -> bool:
+    return extract_answer(generated_text) == _normalize(record.answer)
+
+
+@dataclass
+class EvalResult:
+    """Accuracy and mean costs over a set of problems, plus one row per problem."""
+
+    accuracy: float
+    mean_generated_tokens: float
+    mean_forward_passes: float
+    seconds_per_problem: float
+    n_problems: int
+    n_thoughts: int
+    rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        """The numbers without the rows (for logs and metric files)."""
+        out = asdict(self)
+        out.pop("rows")
+        return out
+
+    def write_jsonl(self, path: str | Path) -> None:
+        """One JSON object per problem, in input order; written to a temporary file, then renamed."""
+        from ..data.io import _atomic_write
+
+        _atomic_write(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in self.rows))
+
+
+def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_size: int = 32,
+             n_thoughts: int | None = None, max_new_tokens: int | None = None, progress: bool = False
+             ) -> EvalResult:
+    """Generate greedily for every record and score it (see :mod:`latentcot.inference.generate` for costs)."""
+    from ..inference.generate import generate
+
+    if not records:
+        raise ValueError("evaluate needs at least one problem")
+    generations = generate(model, tokenizer, method, records, batch_size=batch_size, n_thoughts=n_thoughts,
+                           max_new_tokens=max_new_tokens, progress=progress)
+    rows = []
+    for record, gen in zip(records, generations):
+        rows.append({
+            "question": record.question,
+            "answer": record.answer,
+            "generated": gen.text,
+            "predicted": extract_answer(gen.text),
+            "correct": is_correct(gen.text, record),
+            "n_thoughts": gen.n_thoughts,
+            "generated_tokens": gen.generated_tokens,
+            "forward_passes": gen.forward_passes,
+            "seconds": gen.seconds,
+        })
+    count = len(rows)
+    return EvalResult(
+        accuracy=sum(row["correct"] for row in rows) / count,
+        mean_generated_tokens=sum(g.generated_tokens for g in generations) / count,
+        mean_forward_passes=sum(g.forward_passes for g in generations) / count,
+        seconds_per_problem=sum(g.seconds for g in generations) / count,
+        n_problems=count,
+        n_thoughts=generations[0].n_thoughts,
+        rows=rows,
+    )

@@ -1,0 +1,83 @@
+"""``latentcot generate RUN_DIR``: answer one question or a problem file with a saved checkpoint.
+
+RUN_DIR holds the HuggingFace model and tokenizer (``latentcot.models.save_model``) and the run's
+``config.yaml``, whose ``method`` section says how prompts are rendered and how many thoughts to use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def load_run(run_dir: str | Path):
+    """Config, model, tokenizer and method of a checkpoint directory, or of a run's newest checkpoint."""
+    from ..config import load_config
+    from ..methods import build_method
+    from ..models import load_checkpoint_model
+    from ..training.checkpoint import resolve_run
+
+    directory = resolve_run(run_dir)
+    config_path = directory / "config.yaml"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{directory}: no config.yaml (is this a saved run directory?)")
+    cfg = load_config(config_path)
+    model, tokenizer = load_checkpoint_model(directory, cfg.model.dtype)
+    return cfg, model, tokenizer, build_method(cfg.method, tokenizer)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from ..data.io import load_records
+    from ..data.records import Record
+    from ..evaluation import evaluate
+
+    for flag, value in (("--batch-size", args.batch_size), ("--max-new-tokens", args.max_new_tokens)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be at least 1, got {value}")
+    if args.n_thoughts is not None and args.n_thoughts < 0:
+        raise ValueError(f"--n-thoughts must be at least 0, got {args.n_thoughts}")
+    records = [Record(args.question, [], "")] if args.question is not None else load_records(args.data)
+    if not records:
+        raise ValueError(f"{args.data}: no problems")
+    _, model, tokenizer, method = load_run(args.run_dir)
+    from ..training.trainer import pick_device
+
+    model.to(pick_device(args.device))
+    result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
+                      max_new_tokens=args.max_new_tokens, progress=args.data is not None and sys.stderr.isatty())
+    if args.out:
+        result.write_jsonl(args.out)
+    if args.question is not None:
+        # A single question has no reference answer: show what the model wrote, nothing to score.
+        row = result.rows[0]
+        print(row["generated"])
+        print(f"[{row['n_thoughts']} thoughts, {row['generated_tokens']} generated tokens, "
+              f"{row['forward_passes']} forward passes, {row['seconds']:.3f} s]", file=sys.stderr)
+    else:
+        print(json.dumps(result.summary()))
+    if args.out:
+        print(f"wrote {len(result.rows)} generations to {args.out}", file=sys.stderr)
+    return 0
+
+
+def add_generate_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``generate`` on a sub-parser set (``parser.add_subparsers()``); returns the new parser."""
+    p = subparsers.add_parser(
+        "generate", help="greedy answers from a saved run (one question, or a problem file with accuracy)",
+        description="Greedy generation with a saved checkpoint. With --data, prints accuracy and mean costs "
+                    "as one JSON line; with --question, prints the generated text.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="saved checkpoint directory (model, tokenizer, config.yaml)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--question", metavar="TEXT", help="one question, as it appears in the data")
+    source.add_argument("--data", metavar="FILE", help="problem file (.json, .jsonl or iCoT .txt)")
+    p.add_argument("--n-thoughts", type=int, default=None, metavar="K",
+                   help="continuous thoughts per problem (default: the config's method.n_thoughts)")
+    p.add_argument("--batch-size", type=int, default=32, metavar="B", help="problems per batch (default 32)")
+    p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+                   help="longest continuation (default: the config's method.max_new_tokens)")
+    p.add_argument("--out", default="", metavar="FILE.jsonl", help="write one JSON row per problem here")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    p.set_defaults(func=cmd_generate)
+    return p

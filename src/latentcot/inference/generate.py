@@ -1,0 +1,247 @@
+"""Greedy generation for every method: batched, with the KV cache, continuous thoughts included.
+
+A batch runs like this:
+
+1. the prompts (``method.prompt``: the question, and for Coconut ``<bot>``, n thought placeholders and
+   ``<eot>``) are left-padded so they all end in the same column;
+2. :func:`~latentcot.models.continuous.forward_hidden` runs them into a fresh ``DynamicCache``: one pass
+   over the columns before the first thought, one single-column step per continuous thought (fed the
+   previous hidden state), one pass over ``<eot>``. Every row of a call gets the same number of thoughts,
+   so with end-aligned prompts the thoughts of all rows share the same columns;
+3. greedy decoding adds one column per step through ``model.base_model`` with the cache, until every
+   row has written the end-of-sequence token or ``max_new_tokens`` tokens.
+
+Counting, per problem (``Generation``):
+
+* ``token_ids`` are the tokens the model wrote, the end-of-sequence token included when it wrote one;
+  ``text`` is their decoding without that final EOS.
+* ``generated_tokens = n_thoughts + len(token_ids)``: continuous thoughts count as tokens (as in the
+  Coconut paper's tables), and so does the EOS, since writing it takes a decoding step like any other
+  token. The ``<bot>``/``<eot>`` markers are part of the prompt, not generated, so they do not count.
+* ``forward_passes`` counts model calls the problem needs, as if it ran alone: the prompt pass, plus
+  for continuous thoughts one step per thought and one pass over what follows the thoughts (``<eot>``),
+  plus one decoding step per written token after the first (the first comes from the prompt's logits; the
+  last token needs no pass after it). So cached: ``1 + len(token_ids) - 1`` without thoughts and
+  ``1 + n + 1 + len(token_ids) - 1`` with n continuous thoughts. A batch keeps stepping while any row is
+  unfinished; steps a finished row rides along with are not counted for it.
+* ``seconds`` is the batch's wall time divided by its size (tokenization excluded).
+
+:func:`generate_naive` is the baseline a straightforward implementation gives (the official Coconut
+code decodes this way): one problem at a time, no KV cache, every thought and every token re-runs the
+whole sequence so far. It writes the same tokens; it is here to measure what batching and the cache buy.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from transformers import DynamicCache, PreTrainedModel
+
+from ..data.records import Record
+from ..methods import Example, Method, tokenize_records
+from ..models.continuous import collate, forward_hidden, position_ids
+
+
+@dataclass
+class Generation:
+    """What the model wrote for one problem, and what it cost (counting rules in the module docstring)."""
+
+    text: str
+    token_ids: list[int]
+    n_thoughts: int
+    generated_tokens: int
+    forward_passes: int
+    seconds: float
+
+
+def _model_device(model: PreTrainedModel) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _sync(device: torch.device) -> None:
+    # CUDA kernels run asynchronously: without this, wall times measure the launch queue, not the work.
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _resolve_limits(method: Method, n_thoughts: int | None, max_new_tokens: int | None) -> tuple[int, int]:
+    n = method.default_thoughts() if n_thoughts is None else n_thoughts
+    limit = method.cfg.max_new_tokens if max_new_tokens is None else max_new_tokens
+    if n < 0:
+        raise ValueError(f"n_thoughts must be >= 0, got {n}")
+    if limit < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {limit}")
+    return n, limit
+
+
+class _TrainingModeRestored:
+    """eval() for the duration (no dropout: greedy decoding must be deterministic), then back."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+
+    def __enter__(self):
+        self.was_training = self.model.training
+        self.model.eval()
+
+    def __exit__(self, *exc):
+        self.model.train(self.was_training)
+
+
+def _prompt_calls(thought_mask: torch.Tensor | None, width: int) -> int:
+    """Model calls forward_hidden makes for the prompt (the same for every row: thoughts share columns)."""
+    if thought_mask is None or not bool(thought_mask.any()):
+        return 1
+    columns = thought_mask.any(0).nonzero().flatten()
+    end = int(columns[-1]) + 1
+    return 1 + len(columns) + (1 if end < width else 0)
+
+
+def _decode_text(tokenizer, ids: list[int], eos_id: int) -> str:
+    if ids and ids[-1] == eos_id:
+        ids = ids[:-1]
+    # Other special tokens stay in the text: a model that writes <bot> mid-answer should be seen doing it.
+    return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+@torch.no_grad()
+def _generate_batch(model: PreTrainedModel, method: Method, examples: Sequence[Example], max_new_tokens: int,
+                    pad_id: int, eos_id: int, device: torch.device) -> tuple[list[list[int]], int]:
+    """Greedy token ids per row (cut after the row's EOS) and the prompt's model-call count."""
+    thought_id = method.thought_id if method.continuous else None
+    batch = collate(examples, pad_id, thought_id, align="end")
+    input_ids = batch["input_ids"].to(device)
+    mask = batch["attention_mask"].to(device)
+    thought_mask = batch["thought_mask"].to(device) if "thought_mask" in batch else None
+
+    cache = DynamicCache(config=model.config)
+    hidden, cache = forward_hidden(model, input_ids, mask, thought_mask, cache)
+    head = model.get_output_embeddings()
+    logits = head(hidden[:, -1])
+    prompt_calls = _prompt_calls(thought_mask, input_ids.shape[1])
+
+    rows = input_ids.shape[0]
+    # The next position of each row is its own count of real tokens: padding must not shift it.
+    next_position = position_ids(mask)[:, -1] + 1
+    done = torch.zeros(rows, dtype=torch.bool, device=device)
+    lengths = torch.zeros(rows, dtype=torch.long, device=device)
+    written: list[torch.Tensor] = []
+    for step in range(max_new_tokens):
+        token = logits.argmax(-1)
+        # A finished row keeps riding along (the batch is one tensor); pad what it is fed and ignore it.
+        token = torch.where(done, torch.full_like(token, pad_id), token)
+        written.append(token)
+        lengths += (~done).long()
+        done |= token == eos_id
+        if step + 1 == max_new_tokens or bool(done.all()):
+            break
+        mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)
+        out = model.base_model(input_ids=token[:, None], attention_mask=mask, position_ids=next_position[:, None],
+                               past_key_values=cache, use_cache=True)
+        cache = out.past_key_values
+        logits = head(out.last_hidden_state[:, -1])
+        next_position = next_position + 1
+
+    tokens = torch.stack(written, dim=1).tolist()
+    return [row[:n] for row, n in zip(tokens, lengths.tolist())], prompt_calls
+
+
+def generate(model: PreTrainedModel, tokenizer, method: Method, records: Sequence[Record], batch_size: int = 32,
+             n_thoughts: int | None = None, max_new_tokens: int | None = None, progress: bool = False
+             ) -> list[Generation]:
+    """Greedy answers for ``records``, in their order, batched with the KV cache.
+
+    ``n_thoughts`` defaults to ``method.default_thoughts()`` (ignored by methods without thoughts) and
+    ``max_new_tokens`` to ``method.cfg.max_new_tokens``. Problems are sorted by prompt length so a batch
+    holds similar lengths (less padding); results come back in input order.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    n, limit = _resolve_limits(method, n_thoughts, max_new_tokens)
+    if not records:
+        return []
+    device = _model_device(model)
+    eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
+    examples = [method.prompt(r, n) for r in tokenize_records(records, tokenizer)]
+    # Longest first: the largest batch runs first, so running out of memory happens at once, not at the end.
+    order = sorted(range(len(examples)), key=lambda i: -len(examples[i].input_ids))
+    chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    results: list[Generation | None] = [None] * len(records)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc="generate", unit="batch")
+    with _TrainingModeRestored(model):
+        for chunk in chunks:
+            _sync(device)
+            start = time.perf_counter()
+            token_lists, prompt_calls = _generate_batch(model, method, [examples[i] for i in chunk], limit,
+                                                        pad_id, eos_id, device)
+            _sync(device)
+            seconds = (time.perf_counter() - start) / len(chunk)
+            for i, ids in zip(chunk, token_lists):
+                thoughts = examples[i].n_thoughts if method.continuous else 0
+                results[i] = Generation(
+                    text=_decode_text(tokenizer, ids, eos_id), token_ids=ids, n_thoughts=thoughts,
+                    generated_tokens=thoughts + len(ids), forward_passes=prompt_calls + len(ids) - 1,
+                    seconds=seconds)
+    return results  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def _naive_one(model: PreTrainedModel, method: Method, example: Example, max_new_tokens: int, eos_id: int,
+               device: torch.device) -> tuple[list[int], int]:
+    embed = model.get_input_embeddings()
+    ids = torch.tensor([example.input_ids], device=device)
+    embeds = embed(ids)
+    calls = 0
+    if method.continuous and example.n_thoughts > 0:
+        for col in (ids[0] == method.thought_id).nonzero().flatten().tolist():
+            out = model(inputs_embeds=embeds[:, :col], output_hidden_states=True, use_cache=False)
+            calls += 1
+            embeds = torch.cat([embeds[:, :col], out.hidden_states[-1][:, -1:].to(embeds.dtype),
+                                embeds[:, col + 1:]], dim=1)
+    written: list[int] = []
+    while len(written) < max_new_tokens:
+        logits = model(inputs_embeds=embeds, use_cache=False).logits[0, -1]
+        calls += 1
+        token = int(logits.argmax())
+        written.append(token)
+        if token == eos_id:
+            break
+        embeds = torch.cat([embeds, embed(torch.tensor([[token]], device=device))], dim=1)
+    return written, calls
+
+
+def generate_naive(model: PreTrainedModel, tokenizer, method: Method, records: Sequence[Record],
+                   n_thoughts: int | None = None, max_new_tokens: int | None = None, progress: bool = False
+                   ) -> list[Generation]:
+    """The no-cache baseline: one problem at a time; each thought and each token re-runs the whole prefix.
+
+    Same tokens as :func:`generate`; ``forward_passes`` counts its own (full-sequence) model calls:
+    one per thought plus one per written token.
+    """
+    n, limit = _resolve_limits(method, n_thoughts, max_new_tokens)
+    device = _model_device(model)
+    eos_id = tokenizer.eos_token_id
+    examples = [method.prompt(r, n) for r in tokenize_records(records, tokenizer)]
+    items = examples
+    if progress:
+        from tqdm.auto import tqdm
+
+        items = tqdm(examples, desc="generate (naive)", unit="problem")
+    results = []
+    with _TrainingModeRestored(model):
+        for example in items:
+            _sync(device)
+            start = time.perf_counter()
+            ids, calls = _naive_one(model, method, example, limit, eos_id, device)
+            _sync(device)
+            thoughts = example.n_thoughts if method.continuous else 0
+            results.append(Generation(text=_decode_text(tokenizer, ids, eos_id), token_ids=ids, n_thoughts=thoughts,
+                                      generated_tokens=thoughts + len(ids), forward_passes=calls,
+                                      seconds=time.perf_counter() - start))
+    return results
