@@ -264,5 +264,10 @@ def test_generate_cli_on_a_saved_run(tmp_path, capsys):
 
     with pytest.raises(SystemExit):  # --question and --data are exclusive, and one is required
         run_cli(["generate", str(run)])
-    with pytest.raises(FileNotFoundError, match="config.yaml"):
+    with pytest.raises(FileNotFoundError, match="neither a checkpoint"):
         run_cli(["generate", str(tmp_path), "--question", "Is Tom a wumpus?"])
+    (tmp_path / "bare").mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (tmp_path / "bare" / name).write_bytes((run / name).read_bytes())
+    with pytest.raises(FileNotFoundError, match="config.yaml"):
+        run_cli(["generate", str(tmp_path / "bare"), "--question", "Is Tom a wumpus?"])
