@@ -133,3 +133,28 @@ def test_two_processes_match_one_on_the_same_global_batch(tmp_path):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
     for key, value in weights(single.model).items():
         assert torch.allclose(value, result["weights"][key], atol=1e-5), key
+
+
+def test_lr_schedule_is_a_pure_function_of_the_step():
+    from latentcot.training.trainer import lr_at
+
+    assert [lr_at(s, 100, 1.0, "constant", 0) for s in (0, 50, 99)] == [1.0, 1.0, 1.0]
+    assert [lr_at(s, 100, 1.0, "constant", 4) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    cosine = [lr_at(s, 100, 1.0, "cosine", 0) for s in range(101)]
+    assert cosine[0] == pytest.approx(1.0) and cosine[100] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(cosine, cosine[1:]))
+
+
+def test_cosine_run_resumes_exactly(tmp_path):
+    records = tiny_prosqa(16, seed=5)
+    extra = ("train.epochs=2", "train.lr_schedule=cosine", "train.warmup_steps=1", "method.name=cot")
+    full = train(tiny_config(tmp_path, *extra, name="full"), train_records=records)
+
+    def stop(trainer, epoch):
+        raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(tiny_config(tmp_path, *extra, name="cut"), train_records=records, on_epoch_end=stop)
+    resumed = train(tiny_config(tmp_path, *extra, name="cut"), train_records=records)
+    for key, value in weights(full.model).items():
+        assert torch.equal(value, weights(resumed.model)[key]), key

@@ -89,6 +89,9 @@ class TrainConfig:
     micro_batch_size: int = option(0, "problems per forward pass (0 = batch_size); the rest is accumulated")
     epochs: int = option(10, "training epochs")
     grad_clip: float = option(1.0, "max gradient norm (0 = off)")
+    lr_schedule: Literal["constant", "cosine"] = option(
+        "constant", "constant (the papers' choice) or cosine decay to 10% over the run")
+    warmup_steps: int = option(0, "linear learning-rate warm-up steps")
     precision: Literal["auto", "fp32", "bf16"] = option(
         "auto", "auto: bf16 autocast on a GPU that supports it, else fp32")
     init_from: str = option("", "start from this checkpoint's weights (e.g. a cot run for coconut on GSM8k)")

@@ -49,6 +49,7 @@ class ModelPreset:
 PRESETS: dict[str, ModelPreset] = {
     "tiny": ModelPreset(n_layer=2, n_embd=64, n_head=2),
     "cpu-small": ModelPreset(n_layer=2, n_embd=128, n_head=4),
+    "cpu-deep": ModelPreset(n_layer=4, n_embd=128, n_head=4),
     "cpu-medium": ModelPreset(n_layer=4, n_embd=256, n_head=4),
     "cpu-large": ModelPreset(n_layer=6, n_embd=384, n_head=6),
     "gpt2": ModelPreset(n_layer=12, n_embd=768, n_head=12),

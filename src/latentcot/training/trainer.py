@@ -7,6 +7,7 @@ trainer only batches :class:`~latentcot.methods.Example` objects and minimises t
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -41,6 +42,17 @@ def label_count(example: Example) -> int:
     return sum(1 for label in example.labels[1:] if label != -100)
 
 
+def lr_at(step: int, total_steps: int, base_lr: float, schedule: str, warmup_steps: int) -> float:
+    """Learning rate of optimizer step ``step`` (0-based); a pure function of the step, so resuming
+    needs no scheduler state."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    if schedule == "cosine" and total_steps > warmup_steps:
+        progress = min((step - warmup_steps) / (total_steps - warmup_steps), 1.0)
+        return base_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    return base_lr
+
+
 @dataclass
 class TrainState:
     epoch: int = 0  # epochs completed
@@ -72,6 +84,8 @@ class Trainer:
         self.method: Method = build_method(cfg.method, self.tokenizer)
         self.train_tokens: list[TokenizedRecord] = tokenize_records(self.train_records, self.tokenizer)
         self.optimizer = self._new_optimizer()
+        # global_batches() drops a ragged last batch, so an epoch has floor(n / batch) steps.
+        self.total_steps = cfg.train.epochs * max(len(self.train_tokens) // cfg.train.batch_size, 1)
         self.autocast = self._autocast()
         self.metrics = MetricsLog(self.output_dir / "metrics.jsonl", enabled=self.dist.is_main,
                                   tensorboard_dir=self.output_dir / "tensorboard" if cfg.train.tensorboard else None)
@@ -167,6 +181,10 @@ class Trainer:
             loss_sum += loss.item()
         params = [p for p in self.model.parameters() if p.requires_grad]
         sum_gradients(params, self.dist)
+        t = self.cfg.train
+        lr = lr_at(self.state.step, self.total_steps, t.lr, t.lr_schedule, t.warmup_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         if self.cfg.train.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip)
         self.optimizer.step()
