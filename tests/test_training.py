@@ -158,3 +158,41 @@ def test_cosine_run_resumes_exactly(tmp_path):
     resumed = train(tiny_config(tmp_path, *extra, name="cut"), train_records=records)
     for key, value in weights(full.model).items():
         assert torch.equal(value, weights(resumed.model)[key]), key
+
+
+def _fsdp_worker(rank, world, port, cfg, records, out):
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    trainer = train(cfg, train_records=records)
+    from latentcot.training.distributed import is_sharded
+
+    sharded = [n for n, p in trainer.model.named_parameters() if is_sharded(p)]
+    full = get_model_state_dict(trainer.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if rank == 0:
+        torch.save({"weights": full, "history": trainer.state.history, "sharded": sharded}, out)
+    torch.distributed.destroy_process_group()
+
+
+def test_fsdp_two_processes_match_one(tmp_path):
+    records = tiny_prosqa(16, seed=4)
+    single = train(tiny_config(tmp_path, "train.epochs=2", "train.grad_clip=0.5", name="single"),
+                   train_records=records)
+    out = tmp_path / "fsdp.pt"
+    cfg = tiny_config(tmp_path, "train.epochs=2", "train.grad_clip=0.5", "train.fsdp=true", name="fsdp")
+    torch.multiprocessing.spawn(_fsdp_worker, args=(2, _free_port(), cfg, records, str(out)), nprocs=2, join=True)
+    result = torch.load(out, weights_only=False)
+    assert any(".h.0." in name for name in result["sharded"])  # the blocks really were sharded
+    for a, b in zip(single.state.history, result["history"]):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+    for key, value in weights(single.model).items():
+        assert torch.allclose(value, result["weights"][key], atol=1e-5), key
+    # the checkpoint written under FSDP holds full (unsharded) weights that load in one process
+    from latentcot.models import load_checkpoint_model
+    from latentcot.training.checkpoint import latest_checkpoint
+
+    loaded, _ = load_checkpoint_model(latest_checkpoint(cfg.output_dir))
+    for key, value in loaded.state_dict().items():
+        assert torch.allclose(value, result["weights"][key], atol=1e-6), key

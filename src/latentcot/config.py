@@ -102,6 +102,8 @@ class TrainConfig:
     log_every: int = option(10, "write a training metrics line every N optimizer steps")
     tensorboard: bool = option(False, "also log to TensorBoard (needs the tensorboard extra)")
     device: str = option("auto", "auto (cuda if available), cpu, cuda, cuda:1, ...")
+    fsdp: bool = option(False, "under torchrun: shard the transformer blocks' weights, gradients and optimizer "
+                        "state over the processes (FSDP2), for models too large to replicate")
     progress: bool = option(True, "show progress bars")
 
 

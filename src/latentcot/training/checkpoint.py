@@ -62,16 +62,17 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(output_dir: str | Path, epoch: int, model, tokenizer, optimizer, cfg: Config,
-                    state: dict[str, Any], keep: int = 0) -> Path:
+def save_checkpoint(output_dir: str | Path, epoch: int, model, tokenizer, optimizer_state: dict, cfg: Config,
+                    state: dict[str, Any], keep: int = 0, model_state: dict | None = None) -> Path:
+    """``model_state`` replaces ``model.state_dict()`` when the live weights are sharded (FSDP)."""
     target = checkpoint_dir(output_dir, epoch)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, safe_serialization=True, state_dict=model_state)
         tokenizer.save_pretrained(tmp)
         save_config(cfg, tmp / "config.yaml")
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(optimizer_state, tmp / "optimizer.pt")
         torch.save(rng_state(), tmp / "rng.pt")
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
         if target.exists():

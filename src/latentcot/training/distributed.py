@@ -62,6 +62,52 @@ def sum_gradients(parameters, info: DistInfo) -> None:
             bucket, size = [], 0
 
 
+def shard_blocks(model: torch.nn.Module, device: torch.device, info: DistInfo) -> list[torch.nn.Module]:
+    """FSDP2 on every transformer block (the classes HF lists in ``_no_split_modules``).
+
+    Embeddings, final norm and LM head stay replicated: the continuous-thought pass calls them directly,
+    outside any wrapped forward, and they are a small share of a large model.
+    """
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    names = set(getattr(model, "_no_split_modules", None) or [])
+    blocks = [m for m in model.modules() if type(m).__name__ in names]
+    if not blocks:
+        raise ValueError(f"train.fsdp: cannot find the transformer blocks of {type(model).__name__}")
+    mesh = init_device_mesh(device.type, (info.world_size,))
+    for block in blocks:
+        fully_shard(block, mesh=mesh)
+    return blocks
+
+
+def is_sharded(param: torch.Tensor) -> bool:
+    from torch.distributed.tensor import DTensor
+
+    return isinstance(param, DTensor)
+
+
+def clip_grad_norm(parameters, max_norm: float, info: DistInfo) -> float:
+    """Global gradient-norm clipping over sharded (DTensor) and replicated gradients alike."""
+    params = [p for p in parameters if p.grad is not None]
+    sharded = [p.grad for p in params if is_sharded(p.grad)]
+    replicated = [p.grad for p in params if not is_sharded(p.grad)]
+    if not sharded:
+        return float(torch.nn.utils.clip_grad_norm_([p for p in params], max_norm))
+    squares = torch.stack([g.to_local().float().pow(2).sum() for g in sharded]).sum()
+    if info.enabled:
+        dist.all_reduce(squares)
+    if replicated:
+        squares = squares + torch.stack([g.float().pow(2).sum() for g in replicated]).sum()
+    norm = squares.sqrt()
+    coef = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+    for grad in sharded:
+        grad.to_local().mul_(coef.to(grad.device))
+    for grad in replicated:
+        grad.mul_(coef.to(grad.device))
+    return float(norm)
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

@@ -25,7 +25,7 @@ from ..models import build_model_and_tokenizer, load_checkpoint_model, resize_fo
 from ..models.continuous import batch_loss, collate
 from ..tokenization import METHOD_TOKENS, add_method_tokens
 from . import checkpoint as ckpt
-from .distributed import DistInfo, barrier, setup, sum_gradients
+from .distributed import DistInfo, barrier, clip_grad_norm, is_sharded, setup, shard_blocks, sum_gradients
 from .metrics import MetricsLog
 
 
@@ -80,7 +80,11 @@ class Trainer:
         self._check_batching()
         seed_everything(cfg.seed)
         self.state = TrainState()
-        self.model, self.tokenizer = self._build_model()
+        resume_from = ckpt.latest_checkpoint(self.output_dir) if cfg.train.resume else None
+        self.model, self.tokenizer = self._build_model(resume_from)
+        self.sharded = cfg.train.fsdp and self.dist.enabled
+        if self.sharded:
+            shard_blocks(self.model, self.device, self.dist)
         self.method: Method = build_method(cfg.method, self.tokenizer)
         self.train_tokens: list[TokenizedRecord] = tokenize_records(self.train_records, self.tokenizer)
         self.optimizer = self._new_optimizer()
@@ -89,8 +93,8 @@ class Trainer:
         self.autocast = self._autocast()
         self.metrics = MetricsLog(self.output_dir / "metrics.jsonl", enabled=self.dist.is_main,
                                   tensorboard_dir=self.output_dir / "tensorboard" if cfg.train.tensorboard else None)
-        if cfg.train.resume:
-            self._resume()
+        if resume_from is not None:
+            self._resume(resume_from)
 
     # -- set-up ------------------------------------------------------------------------------------
     @staticmethod
@@ -108,9 +112,13 @@ class Trainer:
             raise ValueError("config keys 'train.batch_size' and 'train.micro_batch_size' must be positive")
         method_class(self.cfg.method.name)  # fail before building a model on a bad method name
 
-    def _build_model(self):
+    def _build_model(self, resume_from: Path | None):
         cfg = self.cfg
-        if cfg.train.init_from:
+        if resume_from is not None:
+            # The checkpoint holds the vocabulary and weights; building from config first would retrain
+            # the tokenizer for nothing.
+            model, tokenizer = load_checkpoint_model(resume_from, cfg.model.dtype)
+        elif cfg.train.init_from:
             model, tokenizer = load_checkpoint_model(ckpt.resolve_run(cfg.train.init_from), cfg.model.dtype)
             add_method_tokens(tokenizer, METHOD_TOKENS)
             resize_for_tokenizer(model, tokenizer, cfg.model.init_new_tokens_from or None)
@@ -131,19 +139,33 @@ class Trainer:
             return contextlib.nullcontext
         return lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)
 
-    def _resume(self) -> None:
-        latest = ckpt.latest_checkpoint(self.output_dir)
-        if latest is None:
-            return
+    def _resume(self, latest: Path) -> None:
         state = ckpt.load_state(latest)
-        model, _ = load_checkpoint_model(latest, self.cfg.model.dtype)
-        self.model.load_state_dict(model.state_dict())
         self.state = TrainState(epoch=state["epoch"], step=state["step"], history=state.get("history", []))
-        self.optimizer.load_state_dict(torch.load(latest / "optimizer.pt", map_location=self.device))
+        saved = torch.load(latest / "optimizer.pt", map_location=self.device, weights_only=False)
+        if self.sharded:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+            set_optimizer_state_dict(self.model, self.optimizer, optim_state_dict=saved,
+                                     options=StateDictOptions(full_state_dict=True))
+        else:
+            self.optimizer.load_state_dict(saved)
         ckpt.set_rng_state(torch.load(latest / "rng.pt", weights_only=False))
         self.metrics.truncate_after(self.state.epoch)
         if self.dist.is_main:
             print(f"resumed from {latest} (epoch {self.state.epoch}, step {self.state.step})")
+
+    def _full_state(self) -> tuple[dict | None, dict]:
+        """Model and optimizer state to save; under FSDP every process takes part in gathering them."""
+        if not self.sharded:
+            return None, self.optimizer.state_dict()
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions, get_model_state_dict, get_optimizer_state_dict,
+        )
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return (get_model_state_dict(self.model, options=options),
+                get_optimizer_state_dict(self.model, self.optimizer, options=options))
 
     # -- data --------------------------------------------------------------------------------------
     def epoch_examples(self, epoch: int) -> list[Example]:
@@ -177,16 +199,23 @@ class Trainer:
             tensors = {k: v.to(self.device) for k, v in tensors.items()}
             with self.autocast():
                 loss, _ = batch_loss(self.model, tensors)
-            (loss / total_tokens).backward()
+            # FSDP averages the sharded gradients over processes; scaling by the process count turns
+            # that average into the sum the token normalisation needs.
+            ((loss * self.dist.world_size if self.sharded else loss) / total_tokens).backward()
             loss_sum += loss.item()
         params = [p for p in self.model.parameters() if p.requires_grad]
-        sum_gradients(params, self.dist)
+        replicated = [p for p in params if not is_sharded(p)]
+        sum_gradients(replicated, self.dist)
+        if self.sharded:
+            for p in replicated:
+                if p.grad is not None:
+                    p.grad.div_(self.dist.world_size)
         t = self.cfg.train
         lr = lr_at(self.state.step, self.total_steps, t.lr, t.lr_schedule, t.warmup_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         if self.cfg.train.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip)
+            clip_grad_norm(params, self.cfg.train.grad_clip, self.dist)
         self.optimizer.step()
         if self.dist.enabled:
             summed = torch.tensor([loss_sum], device=self.device)
@@ -217,7 +246,8 @@ class Trainer:
         return mean
 
     def evaluate(self, epoch: int) -> dict | None:
-        if not self.valid_records or not self.dist.is_main:
+        # Sharded blocks need every process in each forward pass, so under FSDP all of them generate.
+        if not self.valid_records or not (self.dist.is_main or self.sharded):
             return None
         from ..evaluation import evaluate
 
@@ -230,11 +260,13 @@ class Trainer:
     def save(self, epoch: int, summary: dict) -> Path | None:
         barrier(self.dist)
         path = None
+        model_state, optimizer_state = self._full_state()
         if self.dist.is_main:
             state = {"epoch": epoch + 1, "step": self.state.step, "stage": self.method.stage_at(epoch),
                      "history": self.state.history}
-            path = ckpt.save_checkpoint(self.output_dir, epoch + 1, self.model, self.tokenizer, self.optimizer,
-                                        self.cfg, state, keep=self.cfg.train.keep_checkpoints)
+            path = ckpt.save_checkpoint(self.output_dir, epoch + 1, self.model, self.tokenizer, optimizer_state,
+                                        self.cfg, state, keep=self.cfg.train.keep_checkpoints,
+                                        model_state=model_state)
         barrier(self.dist)
         return path
 
