@@ -196,3 +196,16 @@ def test_fsdp_two_processes_match_one(tmp_path):
     loaded, _ = load_checkpoint_model(latest_checkpoint(cfg.output_dir))
     for key, value in loaded.state_dict().items():
         assert torch.allclose(value, result["weights"][key], atol=1e-6), key
+
+
+def test_tensorboard_mirror_writes_event_files(tmp_path):
+    pytest.importorskip("tensorboard")
+    cfg = tiny_config(tmp_path, "train.epochs=1", "train.tensorboard=true", "method.name=cot")
+    train(cfg, train_records=tiny_prosqa(8))
+    events = list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(events[0].parent))
+    accumulator.Reload()
+    assert "train/loss" in accumulator.Tags()["scalars"]
