@@ -311,9 +311,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def save_config(cfg: Any, path: str | Path) -> None:
-    from .data.io import _atomic_write
+    from .data.io import atomic_write
 
-    _atomic_write(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    atomic_write(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
 def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, str, Any, str]]:

@@ -22,7 +22,7 @@ from .training.checkpoint import latest_checkpoint
 
 @dataclass
 class DemoSettings:
-    n_train: int = 8000  # fresh problems are cheap; more of them beats more epochs (4,000 got memorised)
+    n_train: int = 12000  # fresh problems are cheap; more of them beats more epochs (4,000 got memorised)
     n_valid: int = 300
     min_nodes: int = 6
     max_nodes: int = 8
@@ -30,11 +30,11 @@ class DemoSettings:
     preset: str = "cpu-small"
     lr: float = 2e-3
     batch_size: int = 32
-    cot_epochs: int = 3
-    no_cot_epochs: int = 3
+    cot_epochs: int = 4
+    no_cot_epochs: int = 4
     coconut_stages: int = 3  # stages 1..3 replace every step of these 2-4 step problems
     epochs_per_stage: int = 1
-    final_epochs: int = 1  # epochs past the last stage, all text steps gone
+    final_epochs: int = 2  # epochs past the last stage, all text steps gone
 
 
 def _base_overrides(s: DemoSettings, seed: int) -> list[str]:

@@ -129,7 +129,7 @@ def format_icot_line(record: Record) -> str:
     return f"{record.question}{ICOT_QUESTION_SEP}{sep.join(record.steps)} {ICOT_ANSWER_SEP} {record.answer}"
 
 
-def _atomic_write(path: str | os.PathLike, text: str) -> None:
+def atomic_write(path: str | os.PathLike, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -144,11 +144,11 @@ def _atomic_write(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(records: Iterable[Record], path: str | os.PathLike) -> None:
-    _atomic_write(path, json.dumps([r.to_dict() for r in records], ensure_ascii=False) + "\n")
+    atomic_write(path, json.dumps([r.to_dict() for r in records], ensure_ascii=False) + "\n")
 
 
 def write_jsonl(records: Iterable[Record], path: str | os.PathLike) -> None:
-    _atomic_write(path, "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records))
+    atomic_write(path, "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records))
 
 
 def write_icot(records: Sequence[Record], path: str | os.PathLike) -> None:
@@ -156,4 +156,4 @@ def write_icot(records: Sequence[Record], path: str | os.PathLike) -> None:
         for name in ("question", "answer"):
             if ICOT_QUESTION_SEP in getattr(record, name) or ICOT_ANSWER_SEP in getattr(record, name):
                 raise DataError(str(path), f"record {i}", "contains an iCoT separator, cannot write", name)
-    _atomic_write(path, "".join(format_icot_line(r) + "\n" for r in records))
+    atomic_write(path, "".join(format_icot_line(r) + "\n" for r in records))

@@ -50,9 +50,9 @@ class EvalResult:
 
     def write_jsonl(self, path: str | Path) -> None:
         """One JSON object per problem, in input order; written to a temporary file, then renamed."""
-        from ..data.io import _atomic_write
+        from ..data.io import atomic_write
 
-        _atomic_write(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in self.rows))
+        atomic_write(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in self.rows))
 
 
 def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_size: int = 32,

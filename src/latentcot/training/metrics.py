@@ -28,9 +28,9 @@ class MetricsLog:
             return
         kept = [line for line in self.path.read_text().splitlines()
                 if line.strip() and json.loads(line).get("epoch", -1) < epoch]
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        tmp.replace(self.path)
+        from ..data.io import atomic_write
+
+        atomic_write(self.path, "".join(line + "\n" for line in kept))
 
     def log(self, kind: str, step: int, **values: Any) -> None:
         if not self.enabled:
