@@ -18,9 +18,10 @@ its running sum in parentheses when the line has one.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .io import format_icot_line as to_icot_line, parse_icot_line  # noqa: F401  (re-exported)
+from ..config import option
 from .records import Record
 
 __all__ = [
@@ -42,9 +43,9 @@ MAX_DIGITS = 20
 @dataclass
 class MultiplicationOptions:
     # The CLI shows metadata["help"] as each flag's help.
-    k: int = field(default=4, metadata={"help": "digits of the first operand (iCoT uses 4..20)"})
-    k2: int = field(default=0, metadata={"help": "digits of the second operand; 0 means the same as k"})
-    distinct: bool = field(default=True, metadata={"help": "never repeat an operand pair in one set"})
+    k: int = option(4, "digits of the first operand (iCoT uses 4..20)")
+    k2: int = option(0, "digits of the second operand; 0 means the same as k")
+    distinct: bool = option(True, "never repeat an operand pair in one set")
 
     def validate(self) -> None:
         for name in ("k", "k2"):

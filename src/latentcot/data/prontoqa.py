@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from latentcot.data.records import Record
+from ..config import option
+from .records import Record
 
 __all__ = [
     "ProntoQAOptions",
@@ -76,23 +77,13 @@ _TEMPLATES = ("every", "each", "plural")
 @dataclass
 class ProntoQAOptions:
     # The CLI shows metadata["help"] as each flag's help.
-    hops: int = field(default=5, metadata={"help": "rules the proof applies, = number of steps"})
-    distractor_rules: int = field(
-        default=6, metadata={"help": "subtype rules about concepts off the proof chain"}
-    )
-    distractor_properties: int = field(
-        default=6, metadata={"help": "property rules with adjectives other than the queried one"}
-    )
-    sibling_distractor: bool = field(
-        default=True, metadata={"help": "also give the queried adjective, negated, to an off-chain concept"}
-    )
-    names: str = field(default=DEFAULT_NAMES, metadata={"help": "comma-separated person names"})
-    concepts: str = field(
-        default="", metadata={"help": "comma-separated lowercase concept words; empty = built-in list"}
-    )
-    fact_last: bool = field(
-        default=False, metadata={"help": "put the person's fact just before the query, not shuffled in"}
-    )
+    hops: int = option(5, "rules the proof applies, = number of steps")
+    distractor_rules: int = option(6, "subtype rules about concepts off the proof chain")
+    distractor_properties: int = option(6, "property rules with adjectives other than the queried one")
+    sibling_distractor: bool = option(True, "also give the queried adjective, negated, to an off-chain concept")
+    names: str = option(DEFAULT_NAMES, "comma-separated person names")
+    concepts: str = option("", "comma-separated lowercase concept words; empty = built-in list")
+    fact_last: bool = option(False, "put the person's fact just before the query, not shuffled in")
 
     def name_list(self) -> list[str]:
         return [n.strip() for n in self.names.split(",") if n.strip()]

@@ -37,11 +37,12 @@ import math
 import random
 import re
 from collections import Counter, deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from statistics import mean
 from typing import Any, Iterable, Sequence
 
-from latentcot.data.records import Record
+from ..config import option
+from .records import Record
 
 __all__ = [
     "CONCEPTS",
@@ -78,45 +79,22 @@ _SMALL_STEPS = (2, 4)
 
 @dataclass
 class ProsQAOptions:
-    # The CLI shows metadata["help"] as each flag's help.  0 / "auto" values are derived from
+    # option() carries each flag's CLI help. 0 / "auto" values are derived from
     # max_nodes so that changing only the graph size (e.g. 10..14 nodes for a CPU demo) still works.
-    min_nodes: int = field(default=14, metadata={"help": "fewest nodes a kept graph may have"})
-    max_nodes: int = field(
-        default=28, metadata={"help": "nodes grown per graph; people that get no child are dropped"}
-    )
-    min_steps: int = field(
-        default=0, metadata={"help": "fewest proof steps; 0 = auto (3 if max_nodes >= 20, else 2)"}
-    )
-    max_steps: int = field(
-        default=0, metadata={"help": "most proof steps; 0 = auto (6 if max_nodes >= 20, else 4)"}
-    )
-    step_weights: str = field(
-        default="auto",
-        metadata={"help": "comma-separated shares of min_steps..max_steps; auto = official 41,44,13,2 "
-                          "for steps 3..6, else as the graphs come; empty = as the graphs come"},
-    )
-    min_edges: int = field(
-        default=0, metadata={"help": "fewest edges (facts); 0 = auto (16 scaled by max_nodes / 28)"}
-    )
-    max_edges: int = field(
-        default=0, metadata={"help": "most edges (facts); 0 = auto (54 scaled by max_nodes / 28)"}
-    )
-    parent_rate: float = field(default=1.5, metadata={"help": "mean of the Poisson number of parents per node"})
-    depth_weight: float = field(
-        default=1.5, metadata={"help": "a candidate parent at depth d has weight d * depth_weight + 1"}
-    )
-    only_a_prob: float = field(
-        default=0.33, metadata={"help": "chance a new node's parents are all reached by node 0 only"}
-    )
-    only_b_prob: float = field(
-        default=0.45, metadata={"help": "chance a new node's parents are all reached by node 1 only"}
-    )
-    true_first_prob: float = field(
-        default=0.5, metadata={"help": "chance the true option is named first in the question"}
-    )
-    max_tries: int = field(
-        default=20000, metadata={"help": "rejected graphs per problem before giving up with an error"}
-    )
+    min_nodes: int = option(14, "fewest nodes a kept graph may have")
+    max_nodes: int = option(28, "nodes grown per graph; people that get no child are dropped")
+    min_steps: int = option(0, "fewest proof steps; 0 = auto (3 if max_nodes >= 20, else 2)")
+    max_steps: int = option(0, "most proof steps; 0 = auto (6 if max_nodes >= 20, else 4)")
+    step_weights: str = option("auto", "comma-separated shares of min_steps..max_steps; auto = official 41,44,13,2 "
+                          "for steps 3..6, else as the graphs come; empty = as the graphs come")
+    min_edges: int = option(0, "fewest edges (facts); 0 = auto (16 scaled by max_nodes / 28)")
+    max_edges: int = option(0, "most edges (facts); 0 = auto (54 scaled by max_nodes / 28)")
+    parent_rate: float = option(1.5, "mean of the Poisson number of parents per node")
+    depth_weight: float = option(1.5, "a candidate parent at depth d has weight d * depth_weight + 1")
+    only_a_prob: float = option(0.33, "chance a new node's parents are all reached by node 0 only")
+    only_b_prob: float = option(0.45, "chance a new node's parents are all reached by node 1 only")
+    true_first_prob: float = option(0.5, "chance the true option is named first in the question")
+    max_tries: int = option(20000, "rejected graphs per problem before giving up with an error")
 
     def resolved(self) -> "ProsQAOptions":
         """A copy with every 0 / "auto" value replaced by the value it stands for."""
