@@ -82,5 +82,13 @@ def test_shipped_configs_load():
 
     configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("**/*.yaml"))
     assert configs, "configs/ should ship example configs"
+    from latentcot.evaluation.compare import load_plan
+
     for path in configs:
-        load_config(path)
+        if path.parent.name == "compare":
+            plan = load_plan(path)
+            for name in (plan.base_config, *(run.config for run in plan.runs)):
+                if name:
+                    load_config(Path(__file__).resolve().parents[1] / name)
+        elif path.parent.name != "vqvae":
+            load_config(path)

@@ -1,7 +1,7 @@
 """The ``latentcot`` command line.
 
 Sub-commands by verb: ``data`` (generate, stats, convert), ``tokenizer`` (train), ``model`` (info),
-``config`` (show), ``demo``. Errors in user input print one line (``error: file: record: field: ...``)
+``config`` (show), ``train``, ``generate``, ``compare``, ``demo``. Errors in user input print one line (``error: file: record: field: ...``)
 and exit with status 2; set ``LATENTCOT_DEBUG=1`` for the traceback.
 """
 
@@ -128,6 +128,35 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .evaluation.compare import ComparePlan, CompareRun, compare, load_plan
+
+    if args.plan and args.runs:
+        raise ValueError("give either a plan file or --runs, not both")
+    if args.plan:
+        plan = load_plan(args.plan, args.overrides)
+        if args.out:
+            plan.output_dir = args.out
+    else:
+        if not args.runs or not args.data:
+            raise ValueError("without a plan file, compare needs --runs NAME=RUN_DIR ... and --data FILE")
+        if args.overrides:
+            raise ValueError(f"overrides {args.overrides} need a plan file")
+        runs = []
+        for item in args.runs:
+            name, sep, path = item.partition("=")
+            runs.append(CompareRun(name=name, checkpoint=path) if sep else CompareRun(name=Path(item).name,
+                                                                                       checkpoint=item))
+        plan = ComparePlan(output_dir=args.out or "runs/compare", runs=runs)
+    if args.data:
+        plan.eval_data = args.data
+    if args.batch_size is not None:
+        plan.eval_batch_size = args.batch_size
+    only = [n for n in (args.only or "").split(",") if n]
+    compare(plan, only=only, eval_only=args.eval_only)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -200,6 +229,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="YAML config file (see configs/)")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=3e-4 method.name=coconut")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "compare", help="train or load runs of several methods and tabulate them on one data set",
+        description="With a plan file (see configs/compare/): train every run that has not finished, then "
+                    "evaluate all of them on the same problems and write comparison.md/.json (the layout of "
+                    "the Coconut paper's Table 1). With --runs: evaluate saved runs only.")
+    p.add_argument("plan", nargs="?", default="", help="comparison plan (YAML)")
+    p.add_argument("overrides", nargs="*", help="dotted overrides of the plan, e.g. eval_batch_size=8")
+    p.add_argument("--runs", nargs="+", metavar="NAME=RUN_DIR", help="saved runs to compare instead of a plan")
+    p.add_argument("--data", default="", metavar="FILE", help="problems to evaluate on (overrides the plan's)")
+    p.add_argument("--out", default="", metavar="DIR", help="output directory (overrides the plan's)")
+    p.add_argument("--batch-size", type=int, default=None, help="generation batch size (default: the plan's, 1)")
+    p.add_argument("--only", default="", metavar="A,B", help="train only these runs; the others must be finished")
+    p.add_argument("--eval-only", action="store_true", help="train nothing; every run must be finished")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("demo", help="small end-to-end run on built-in defaults (CPU)")
     p.add_argument("--out", default="runs/demo", help="output directory")

@@ -69,14 +69,21 @@ class ModelConfig:
 @dataclass
 class MethodConfig:
     name: str = option("cot", "training/inference method: cot, no_cot, coconut, coconut_wo_curriculum, "
-                       "coconut_wo_thought, coconut_pause_as_thought (latentcot.methods.METHODS)")
+                       "coconut_wo_thought, coconut_pause_as_thought, icot, pause (latentcot.methods.METHODS)")
     c_thought: int = option(1, "coconut: continuous thoughts per replaced reasoning step (1 ProsQA/ProntoQA, 2 GSM8k)")
     epochs_per_stage: int = option(5, "coconut: epochs spent in each curriculum stage")
     start_stage: int = option(0, "coconut: stage of the first epoch (1 when starting from a cot checkpoint)")
     max_latent_stage: int = option(6, "coconut: last stage that replaces steps by thoughts; later stages drop all text steps")
     pad_latent_to_max: bool = option(False, "coconut: problems with fewer steps still get the stage's full number of thoughts")
     uniform_prob: float = option(0.0, "coconut: chance a problem gets a random stage instead of the scheduled one (0.3 for analysis runs)")
-    reset_optimizer: bool = option(True, "coconut: fresh optimizer state at each new stage")
+    reset_optimizer: bool = option(True, "coconut, icot: fresh optimizer state at each new stage / removal count")
+    remove_per_epoch: int = option(8, "icot: reasoning tokens removed from the start of the steps per epoch")
+    removal_smoothing_lambda: float = option(
+        4.0, "icot: each problem removes an extra o tokens, P(o) proportional to exp(-lambda*o) (0 = no smoothing)")
+    remove_all_when_remove_beyond: int = option(
+        -1, "icot: once the scheduled removal exceeds this many tokens, remove every step (-1 = never)")
+    cot_epochs: int = option(0, "icot: epochs of plain cot before removal starts (0 when init_from is a cot run)")
+    n_pause: int = option(-1, "pause: <pause> tokens between question and answer (-1 = c_thought * max_latent_stage)")
     n_thoughts: int = option(-1, "inference: continuous thoughts per problem (-1 = c_thought * max_latent_stage)")
     max_new_tokens: int = option(128, "inference: longest generated continuation")
 
@@ -190,9 +197,12 @@ def _coerce(value: Any, tp: Any, key: str, from_string: bool, source: str) -> An
                 v for v in value.split(",") if v.strip()]
         if not isinstance(value, list):
             raise bad("a list")
-        return [_coerce(v, item_tp, key, from_string, source) for v in value]
+        return [_coerce(v, item_tp, f"{key}[{i}]", from_string, source) for i, v in enumerate(value)]
     if tp is Any:
         return value
+    if is_dataclass(tp):
+        # a list of sections (e.g. a comparison plan's runs): each item is checked like a section
+        return from_dict(tp, value, f"{key}.", source)
     if tp is bool:
         if isinstance(value, bool):
             return value

@@ -6,10 +6,13 @@ from ..config import MethodConfig
 from .base import IGNORE_INDEX, Example, Method, TokenizedRecord, tokenize_record, tokenize_records
 from .coconut import Coconut, CoconutPauseAsThought, CoconutWithoutCurriculum, CoconutWithoutThought
 from .cot import CoT, NoCoT
+from .icot import ICoT
+from .pause import Pause
 
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
-    for cls in (CoT, NoCoT, Coconut, CoconutWithoutCurriculum, CoconutWithoutThought, CoconutPauseAsThought)
+    for cls in (CoT, NoCoT, Coconut, CoconutWithoutCurriculum, CoconutWithoutThought, CoconutPauseAsThought,
+                ICoT, Pause)
 }
 
 

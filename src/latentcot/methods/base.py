@@ -99,8 +99,9 @@ class Method:
         return 0
 
     def reset_optimizer_at(self, epoch: int) -> bool:
-        """Whether the optimizer starts fresh at this epoch (epoch 0 always gets a new one anyway)."""
-        return False
+        """Whether the optimizer starts fresh at this epoch: when the stage changes and
+        ``method.reset_optimizer`` is on (epoch 0 always gets a new one anyway)."""
+        return self.cfg.reset_optimizer and epoch > 0 and self.stage_at(epoch) != self.stage_at(epoch - 1)
 
     # -- rendering ---------------------------------------------------------------------------------
     def train_example(self, record: TokenizedRecord, epoch: int, rng: random.Random) -> Example:

@@ -23,9 +23,6 @@ class Coconut(Method):
     def stage_at(self, epoch: int) -> int:
         return self.cfg.start_stage + epoch // max(self.cfg.epochs_per_stage, 1)
 
-    def reset_optimizer_at(self, epoch: int) -> bool:
-        return self.cfg.reset_optimizer and epoch > 0 and self.stage_at(epoch) != self.stage_at(epoch - 1)
-
     def thoughts_for(self, stage: int, n_steps: int) -> int:
         """How many thoughts a problem with ``n_steps`` steps gets at ``stage``."""
         replaced = min(stage, self.cfg.max_latent_stage)
