@@ -69,7 +69,7 @@ class ModelConfig:
 @dataclass
 class MethodConfig:
     name: str = option("cot", "training/inference method: cot, no_cot, coconut, coconut_wo_curriculum, "
-                       "coconut_wo_thought, coconut_pause_as_thought, icot, pause (latentcot.methods.METHODS)")
+                       "coconut_wo_thought, coconut_pause_as_thought, icot, pause, assorted (latentcot.methods.METHODS)")
     c_thought: int = option(1, "coconut: continuous thoughts per replaced reasoning step (1 ProsQA/ProntoQA, 2 GSM8k)")
     epochs_per_stage: int = option(5, "coconut: epochs spent in each curriculum stage")
     start_stage: int = option(0, "coconut: stage of the first epoch (1 when starting from a cot checkpoint)")
@@ -83,6 +83,9 @@ class MethodConfig:
     remove_all_when_remove_beyond: int = option(
         -1, "icot: once the scheduled removal exceeds this many tokens, remove every step (-1 = never)")
     cot_epochs: int = option(0, "icot: epochs of plain cot before removal starts (0 when init_from is a cot run)")
+    vqvae: str = option("", "assorted: the VQ-VAE run or checkpoint whose codes replace the first chunks of the steps")
+    latent_chunks: list[int] = option(
+        [], "assorted: choices of m, the chunks replaced by codes, drawn per problem ([] = 0..all chunks)")
     n_pause: int = option(-1, "pause: <pause> tokens between question and answer (-1 = c_thought * max_latent_stage)")
     n_thoughts: int = option(-1, "inference: continuous thoughts per problem (-1 = c_thought * max_latent_stage)")
     max_new_tokens: int = option(128, "inference: longest generated continuation")

@@ -8,6 +8,7 @@ vocabulary.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -84,9 +85,23 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 8000, min_freque
     return _wrap(tokenizer)
 
 
+def tokenizer_location(name_or_path: str) -> str:
+    """A tokenizer directory or hub id as given, or for a run directory (an LM's or a VQ-VAE's, with
+    ``checkpoints/``) the newest checkpoint, which holds the run's tokenizer."""
+    path = Path(name_or_path)
+    if path.is_dir() and not any((path / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")):
+        from .training.checkpoint import latest_checkpoint
+
+        latest = latest_checkpoint(path)
+        if latest is not None:
+            return str(latest)
+    return name_or_path
+
+
 def load_tokenizer(name_or_path: str, **kwargs) -> PreTrainedTokenizerBase:
-    """A saved tokenizer directory or hub id; gives it a pad token if it has none (needed for batching)."""
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
+    """A saved tokenizer directory, run directory or hub id; gives it a pad token if it has none
+    (needed for batching)."""
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_location(name_or_path), **kwargs)
     ensure_pad_token(tokenizer)
     return tokenizer
 

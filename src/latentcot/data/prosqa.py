@@ -231,7 +231,8 @@ def _weighted_sample(rng: random.Random, items: list[int], weights: list[float],
     return chosen
 
 
-def _bfs(children: Sequence[Sequence[int]], source: int) -> dict[int, int]:
+def bfs_distances(children: Sequence[Sequence[int]], source: int) -> dict[int, int]:
+    """Edge count of a shortest path from ``source`` to every node it reaches."""
     dist = {source: 0}
     queue = deque([source])
     while queue:
@@ -303,7 +304,7 @@ def _try_problem(rng: random.Random, opts: ProsQAOptions, want_steps: int | None
     own = {0: [i for i in leaves if graph.labels[i] == 1], 1: [i for i in leaves if graph.labels[i] == 2]}
     if not own[0] or not own[1]:
         return None
-    dist = {0: _bfs(children, 0), 1: _bfs(children, 1)}
+    dist = {0: bfs_distances(children, 0), 1: bfs_distances(children, 1)}
     deepest = {s: max(dist[s][i] for i in own[s]) for s in (0, 1)}
     if deepest[0] != deepest[1]:
         root = 0 if deepest[0] > deepest[1] else 1
@@ -501,7 +502,7 @@ def check_record(record: Record | dict[str, Any]) -> None:
     if seen != n:
         raise ValueError("edges contain a cycle")
 
-    dist = _bfs(children, root)
+    dist = bfs_distances(children, root)
     reach_t, reach_f = target in dist, neg in dist
     if reach_t and reach_f:
         raise ValueError(f"both options {names[target]} and {names[neg]} are reachable from {names[root]}")

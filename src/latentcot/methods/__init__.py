@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..config import MethodConfig
+from .assorted import Assorted
 from .base import IGNORE_INDEX, Example, Method, TokenizedRecord, tokenize_record, tokenize_records
 from .coconut import Coconut, CoconutPauseAsThought, CoconutWithoutCurriculum, CoconutWithoutThought
 from .cot import CoT, NoCoT
@@ -12,7 +13,7 @@ from .pause import Pause
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
     for cls in (CoT, NoCoT, Coconut, CoconutWithoutCurriculum, CoconutWithoutThought, CoconutPauseAsThought,
-                ICoT, Pause)
+                ICoT, Pause, Assorted)
 }
 
 

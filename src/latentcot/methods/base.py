@@ -29,6 +29,8 @@ class TokenizedRecord:
     question: tuple[int, ...]
     steps: tuple[tuple[int, ...], ...]
     answer: tuple[int, ...]
+    # Token Assorted: the VQ-VAE codes of the steps, chunk after chunk (set by Method.prepare)
+    latent: tuple[int, ...] = ()
 
 
 def tokenize_record(record: Record, tokenizer) -> TokenizedRecord:
@@ -92,6 +94,16 @@ class Method:
                              "build the model with the method's special_tokens")
         self.token_ids = {t: tokenizer.convert_tokens_to_ids(t) for t in self.special_tokens}
         self.thought_id = self.token_ids[self.thought_token] if self.thought_token else None
+
+    @classmethod
+    def extra_tokens(cls, cfg: MethodConfig) -> tuple[str, ...]:
+        """Vocabulary items this method needs beyond ``METHOD_TOKENS`` (Token Assorted's latent codes),
+        added when a model is built or continued from another run."""
+        return ()
+
+    def prepare(self, records: list[TokenizedRecord], device: str = "cpu") -> list[TokenizedRecord]:
+        """Once before training: attach whatever the rendering needs beyond the tokens (default: nothing)."""
+        return records
 
     # -- schedule ----------------------------------------------------------------------------------
     def stage_at(self, epoch: int) -> int:

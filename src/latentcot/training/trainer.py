@@ -86,7 +86,8 @@ class Trainer:
         if self.sharded:
             shard_blocks(self.model, self.device, self.dist)
         self.method: Method = build_method(cfg.method, self.tokenizer)
-        self.train_tokens: list[TokenizedRecord] = tokenize_records(self.train_records, self.tokenizer)
+        self.train_tokens: list[TokenizedRecord] = self.method.prepare(
+            tokenize_records(self.train_records, self.tokenizer), str(self.device))
         self.optimizer = self._new_optimizer()
         # global_batches() drops a ragged last batch, so an epoch has floor(n / batch) steps.
         self.total_steps = cfg.train.epochs * max(len(self.train_tokens) // cfg.train.batch_size, 1)
@@ -114,17 +115,18 @@ class Trainer:
 
     def _build_model(self, resume_from: Path | None):
         cfg = self.cfg
+        method_tokens = METHOD_TOKENS + method_class(cfg.method.name).extra_tokens(cfg.method)
         if resume_from is not None:
             # The checkpoint holds the vocabulary and weights; building from config first would retrain
             # the tokenizer for nothing.
             model, tokenizer = load_checkpoint_model(resume_from, cfg.model.dtype)
         elif cfg.train.init_from:
             model, tokenizer = load_checkpoint_model(ckpt.resolve_run(cfg.train.init_from), cfg.model.dtype)
-            add_method_tokens(tokenizer, METHOD_TOKENS)
+            add_method_tokens(tokenizer, method_tokens)
             resize_for_tokenizer(model, tokenizer, cfg.model.init_new_tokens_from or None)
         else:
             # Every vocabulary gets all method tokens, so a cot checkpoint can seed a coconut run.
-            model, tokenizer = build_model_and_tokenizer(cfg.model, cfg.tokenizer, self.train_records, METHOD_TOKENS)
+            model, tokenizer = build_model_and_tokenizer(cfg.model, cfg.tokenizer, self.train_records, method_tokens)
         return model.to(self.device), tokenizer
 
     def _new_optimizer(self) -> torch.optim.Optimizer:

@@ -1,0 +1,1 @@
+"""What the latent reasoning does: ProsQA path analysis, latent-search probing, reports."""
