@@ -1,8 +1,9 @@
 """The ``latentcot`` command line.
 
 Sub-commands by verb: ``data`` (generate, stats, convert), ``tokenizer`` (train), ``model`` (info),
-``config`` (show), ``train``, ``generate``, ``compare``, ``demo``. Errors in user input print one line (``error: file: record: field: ...``)
-and exit with status 2; set ``LATENTCOT_DEBUG=1`` for the traceback.
+``config`` (show), ``train``, ``generate``, ``eval``, ``compare``, ``analyze`` (paths, search), ``report``,
+``demo``. Errors in user input print one line (``error: file: record: field: ...``) and exit with status 2;
+set ``LATENTCOT_DEBUG=1`` for the traceback.
 """
 
 from __future__ import annotations
@@ -219,9 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=3e-4")
     p.set_defaults(func=cmd_config_show)
 
-    from .inference.cli import add_generate_parser
+    from .inference.cli import add_eval_parser, add_generate_parser
 
     add_generate_parser(sub)
+    add_eval_parser(sub)
+
+    from .analysis.cli import add_analyze_parser
+
+    add_analyze_parser(sub)
 
     p = sub.add_parser("train", help="train a model with any method (single process or under torchrun)",
                        description="Train with a YAML config and dotted overrides. Several GPUs: "

@@ -62,6 +62,55 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ..data.io import atomic_write, load_records
+    from ..evaluation import evaluate
+    from ..training.checkpoint import resolve_run
+    from ..training.trainer import pick_device
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.n_thoughts is not None and args.n_thoughts < 0:
+        raise ValueError(f"--n-thoughts must be at least 0, got {args.n_thoughts}")
+    records = load_records(args.data)
+    if args.max_problems:
+        records = records[:args.max_problems]
+    if not records:
+        raise ValueError(f"{args.data}: no problems")
+    checkpoint = resolve_run(args.run_dir)
+    _, model, tokenizer, method = load_run(checkpoint)
+    model.to(pick_device(args.device))
+    result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
+                      max_new_tokens=args.max_new_tokens, progress=sys.stderr.isatty())
+    k = "" if args.n_thoughts is None else f"_k{args.n_thoughts}"
+    out = Path(args.out) if args.out else Path(args.run_dir) / "eval" / f"{Path(args.data).stem}{k}.jsonl"
+    result.write_jsonl(out)
+    summary = {"run": str(checkpoint), "method": method.name, "data": args.data, "batch_size": args.batch_size,
+               **result.summary()}
+    atomic_write(out.with_suffix(".summary.json"), json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary))
+    print(f"wrote {len(result.rows)} per-problem rows to {out}", file=sys.stderr)
+    return 0
+
+
+def add_eval_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "eval", help="accuracy, generated tokens, forward passes and time per problem of a saved run",
+        description="Evaluate a saved run on a problem file (any method). Prints a JSON summary and writes one "
+                    "JSON row per problem (default RUN_DIR/eval/DATA[_kK].jsonl) plus a .summary.json.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (its newest checkpoint) or checkpoint")
+    p.add_argument("--data", required=True, metavar="FILE", help="problem file (.json, .jsonl or iCoT .txt)")
+    p.add_argument("--n-thoughts", type=int, default=None, metavar="K",
+                   help="continuous thoughts (or pauses) per problem (default: the run's method.n_thoughts)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="B", help="problems per batch (default 64)")
+    p.add_argument("--max-new-tokens", type=int, default=None, metavar="N")
+    p.add_argument("--max-problems", type=int, default=0, metavar="N", help="only the first N problems")
+    p.add_argument("--out", default="", metavar="FILE.jsonl", help="per-problem rows (default under RUN_DIR/eval)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_eval)
+    return p
+
+
 def add_generate_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``generate`` on a sub-parser set (``parser.add_subparsers()``); returns the new parser."""
     p = subparsers.add_parser(

@@ -1,0 +1,123 @@
+"""``latentcot analyze paths|search``: the paper's analyses of a saved run on a problem file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _parse_ks(text: str) -> list[int]:
+    """``0..6`` or ``0,2,4``."""
+    try:
+        if ".." in text:
+            lo, hi = text.split("..")
+            ks = list(range(int(lo), int(hi) + 1))
+        else:
+            ks = [int(k) for k in text.split(",") if k.strip()]
+    except ValueError:
+        raise ValueError(f"--k: expected a range like 0..6 or a list like 0,2,4, got {text!r}") from None
+    if not ks or min(ks) < 0:
+        raise ValueError(f"--k: thought counts must be >= 0, got {text!r}")
+    return ks
+
+
+def _load(args: argparse.Namespace):
+    from ..data.io import load_records
+    from ..inference.cli import load_run
+    from ..training.trainer import pick_device
+
+    records = load_records(args.data)
+    if args.max_problems:
+        records = records[:args.max_problems]
+    if not records:
+        raise ValueError(f"{args.data}: no problems")
+    cfg, model, tokenizer, method = load_run(args.run_dir)
+    model.to(pick_device(args.device))
+    return records, model, tokenizer, method
+
+
+def run_paths(args: argparse.Namespace) -> dict:
+    from ..data.io import atomic_write
+    from ..evaluation import evaluate
+    from .paths import PATH_CLASSES, classify_path, plot_path_classes
+
+    records, model, tokenizer, method = _load(args)
+    out = Path(args.out)
+    ks = _parse_ks(args.k) if method.continuous else [0]
+    table: dict[int, dict] = {}
+    for k in ks:
+        result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size,
+                          n_thoughts=k if method.continuous else None, progress=sys.stderr.isatty())
+        counts = {c: 0 for c in PATH_CLASSES}
+        for row, record in zip(result.rows, records):
+            row["path_class"] = classify_path(record, row["generated"])
+            counts[row["path_class"]] += 1
+        result.write_jsonl(out / f"paths_k{k}.jsonl")
+        table[k] = {**counts, "accuracy": result.accuracy, "n_problems": len(records)}
+        shares = ", ".join(f"{c} {100 * counts[c] / len(records):.1f}%" for c in PATH_CLASSES if counts[c])
+        print(f"k={k}: accuracy {100 * result.accuracy:.1f}%; {shares}", flush=True)
+    title = f"{method.name} on {Path(args.data).name} ({len(records)} problems)"
+    plot_path_classes(table, str(out / "paths.png"), title=title)
+    atomic_write(out / "paths.json", json.dumps({"run": str(args.run_dir), "data": args.data, "method": method.name,
+                                                 "by_k": table}, indent=2) + "\n")
+    print(f"wrote {out / 'paths.png'} and {out / 'paths.json'}")
+    return table
+
+
+def run_search(args: argparse.Namespace) -> dict:
+    from ..data.io import atomic_write
+    from .search import frontier_values, plot_frontier_values, summarize, thought_probabilities, top_tokens
+
+    records, model, tokenizer, method = _load(args)
+    out = Path(args.out)
+    k = args.n_thoughts if args.n_thoughts is not None else method.default_thoughts()
+    probs = thought_probabilities(model, tokenizer, method, records, k, batch_size=args.batch_size)
+    tops = [{"question": r.question, "answer": r.answer, "thoughts": top_tokens(p, tokenizer, args.top)}
+            for r, p in zip(records, probs)]
+    atomic_write(out / "thought_tokens.jsonl", "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in tops))
+    report: dict = {"run": str(args.run_dir), "data": args.data, "n_thoughts": k, "n_problems": len(records)}
+    has_graph = all("edges" in r.extra for r in records)
+    if has_graph:
+        rows = [dict(row, problem=i) for i, (r, p) in enumerate(zip(records, probs))
+                for row in frontier_values(r, p, tokenizer)]
+        atomic_write(out / "frontier_values.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+        report["frontier"] = summarize(rows)
+        plot_frontier_values(rows, str(out / "frontier_values.png"), thoughts=(1, 2),
+                             title=f"{method.name}: values of frontier nodes ({len(records)} problems)")
+        for t, s in report["frontier"].items():
+            print(f"thought {t}: {s['frontier_nodes']} frontier nodes; mean value {s['mean_value_leads_to_target']:.3f} "
+                  f"on nodes leading to the target, {s['mean_value_other']:.3f} on the others")
+    for example in tops[:3]:
+        shown = " | ".join(", ".join(f"{tok!r} {p:.2f}" for tok, p in thought[:3]) for thought in example["thoughts"])
+        print(f"top tokens per thought: {shown}")
+    atomic_write(out / "search.json", json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}/thought_tokens.jsonl" + (", frontier_values.jsonl/.png" if has_graph else "") + ", search.json")
+    return report
+
+
+def add_analyze_parser(subparsers) -> None:
+    analyze = subparsers.add_parser("analyze", help="what the latent reasoning does (path classes, latent search)")
+    sub = analyze.add_subparsers(dest="analyze_command", required=True)
+
+    def common(p: argparse.ArgumentParser, out: str) -> None:
+        p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (its newest checkpoint) or checkpoint")
+        p.add_argument("--data", required=True, metavar="FILE", help="problem file")
+        p.add_argument("--out", default=out, metavar="DIR", help=f"output directory (default {out})")
+        p.add_argument("--batch-size", type=int, default=64)
+        p.add_argument("--max-problems", type=int, default=0, metavar="N", help="only the first N problems")
+        p.add_argument("--device", default="auto")
+
+    p = sub.add_parser("paths", help="ProsQA: classify outputs (correct / longer path, hallucination, wrong "
+                                     "target, correct / incorrect label) for k = 0..6 thoughts; stacked-bar PNG")
+    common(p, "runs/analysis/paths")
+    p.add_argument("--k", default="0..6", help="thought counts at inference: 0..6 or 0,2,4 (continuous methods)")
+    p.set_defaults(func=lambda a: (run_paths(a), 0)[1])
+
+    p = sub.add_parser("search", help="decode continuous thoughts through the LM head: frontier-node values on "
+                                      "ProsQA (PNG) and the top tokens of each thought on any data")
+    common(p, "runs/analysis/search")
+    p.add_argument("--n-thoughts", type=int, default=None, metavar="K", help="thoughts (default: the run's)")
+    p.add_argument("--top", type=int, default=5, help="top tokens kept per thought")
+    p.set_defaults(func=lambda a: (run_search(a), 0)[1])

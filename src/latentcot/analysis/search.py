@@ -1,0 +1,144 @@
+"""Latent search probing (Coconut paper, Section 5.3): read each continuous thought through the LM head.
+
+A continuous thought is the last hidden state fed back as the next input; projected through the output
+embedding and a softmax it gives a distribution over the vocabulary. On ProsQA the probability it puts
+on a concept's name (its first token, as it follows ``is a``) is that node's "value". The paper finds
+the thoughts keep several frontier nodes (those exactly i edges from the question's person at thought
+i) alive at once, a breadth-first-like search, with more value on nodes that lead to the target.
+
+On any data set the top tokens of each thought show what it encodes (on GSM8k: intermediate numbers).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from ..data.records import Record
+from ..methods import Method, tokenize_records
+from ..models.continuous import collate, forward_hidden
+from .paths import Graph
+
+
+@torch.no_grad()
+def thought_probabilities(model, tokenizer, method: Method, records: Sequence[Record], n_thoughts: int,
+                          batch_size: int = 32) -> list[torch.Tensor]:
+    """Per problem, a (n_thoughts, vocab) tensor: softmax of the LM head on each continuous thought."""
+    if not method.continuous:
+        raise ValueError(f"method {method.name!r} has no continuous thoughts to probe (use a coconut run)")
+    if n_thoughts < 1:
+        raise ValueError(f"probing needs at least one thought, got n_thoughts={n_thoughts}")
+    device = next(model.parameters()).device
+    examples = [method.prompt(r, n_thoughts) for r in tokenize_records(records, tokenizer)]
+    head = model.get_output_embeddings()
+    was_training = model.training
+    model.eval()
+    out: list[torch.Tensor] = []
+    for i in range(0, len(examples), batch_size):
+        batch = collate(examples[i:i + batch_size], tokenizer.pad_token_id, method.thought_id, align="end")
+        thought_mask = batch["thought_mask"].to(device)
+        hidden, _ = forward_hidden(model, batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                                   thought_mask)
+        first = int(thought_mask.any(0).nonzero()[0])
+        # thought j (1-based) is the state produced at the column before the j-th placeholder
+        thoughts = hidden[:, first - 1:first - 1 + n_thoughts]
+        out.extend(torch.softmax(head(thoughts).float(), dim=-1).cpu())
+    model.train(was_training)
+    return out
+
+
+def concept_token_ids(tokenizer, names: Sequence[str]) -> list[int]:
+    """The first token of each name as it appears after ``is a``."""
+    return [tokenizer(" " + name, add_special_tokens=False)["input_ids"][0] for name in names]
+
+
+def node_heights(graph: Graph) -> list[int]:
+    """Shortest distance from each node to a leaf (a node without children)."""
+    children: list[list[int]] = [[] for _ in graph.names]
+    for parent, child in graph.edges:
+        children[parent].append(child)
+    heights: dict[int, int] = {}
+
+    def height(node: int) -> int:
+        if node not in heights:
+            heights[node] = 0 if not children[node] else 1 + min(height(c) for c in children[node])
+        return heights[node]
+
+    return [height(n) for n in range(len(graph.names))]
+
+
+def frontier_values(record: Record, probs: torch.Tensor, tokenizer) -> list[dict[str, Any]]:
+    """One row per (thought i, node exactly i edges from the person): its value and place in the graph."""
+    graph = Graph.of(record)
+    token_ids = concept_token_ids(tokenizer, graph.names)
+    depth = graph.distances_from(graph.root)
+    heights = node_heights(graph)
+    rows = []
+    for i in range(1, probs.shape[0] + 1):
+        for node, d in depth.items():
+            if d != i:
+                continue
+            to_target = graph.distances_from(node).get(graph.target)
+            rows.append({"thought": i, "node": graph.names[node], "value": float(probs[i - 1, token_ids[node]]),
+                         "height": heights[node], "leads_to_target": to_target is not None,
+                         "distance_to_target": to_target})
+    return rows
+
+
+def top_tokens(probs: torch.Tensor, tokenizer, k: int = 5) -> list[list[tuple[str, float]]]:
+    """The k most likely tokens of each thought, with their probabilities."""
+    values, ids = probs.topk(k, dim=-1)
+    return [[(tokenizer.decode([t]), round(float(v), 4)) for t, v in zip(row_ids.tolist(), row_vals)]
+            for row_ids, row_vals in zip(ids, values)]
+
+
+def summarize(rows: Sequence[dict[str, Any]]) -> dict[int, dict[str, float]]:
+    """Per thought: mean value of frontier nodes that lead to the target and of those that do not."""
+    out: dict[int, dict[str, float]] = {}
+    for i in sorted({r["thought"] for r in rows}):
+        mine = [r for r in rows if r["thought"] == i]
+        good = [r["value"] for r in mine if r["leads_to_target"]]
+        bad = [r["value"] for r in mine if not r["leads_to_target"]]
+        out[i] = {"frontier_nodes": len(mine),
+                  "mean_value_leads_to_target": sum(good) / len(good) if good else float("nan"),
+                  "mean_value_other": sum(bad) / len(bad) if bad else float("nan")}
+    return out
+
+
+def plot_frontier_values(rows: Sequence[dict[str, Any]], path: str, thoughts: Sequence[int] = (1, 2),
+                         title: str = "") -> None:
+    """Histograms of frontier-node values at the given thoughts, split by whether the node leads to the
+    target, and mean value by node height (the paper's Figure 8/9 analysis)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    thoughts = [t for t in thoughts if any(r["thought"] == t for r in rows)]
+    fig, axes = plt.subplots(1, len(thoughts) + 1, figsize=(4.2 * (len(thoughts) + 1), 3.4), squeeze=False)
+    bins = [i / 20 for i in range(21)]
+    for ax, t in zip(axes[0], thoughts):
+        for leads, color, label in ((True, "#2e7d32", "leads to target"), (False, "#c62828", "does not")):
+            values = [r["value"] for r in rows if r["thought"] == t and r["leads_to_target"] == leads]
+            if values:
+                ax.hist(values, bins=bins, alpha=0.6, color=color, label=f"{label} (n={len(values)})")
+        ax.set_title(f"thought {t}: frontier node values", fontsize=10)
+        ax.set_xlabel("probability of the node's name")
+        ax.set_ylabel("nodes")
+        ax.legend(fontsize=8, frameon=False)
+    ax = axes[0][-1]
+    for t, marker in zip(thoughts, "os^"):
+        heights = sorted({r["height"] for r in rows if r["thought"] == t})
+        means = [sum(r["value"] for r in rows if r["thought"] == t and r["height"] == h) /
+                 max(sum(1 for r in rows if r["thought"] == t and r["height"] == h), 1) for h in heights]
+        ax.plot(heights, means, marker=marker, label=f"thought {t}")
+    ax.set_title("mean frontier value by node height", fontsize=10)
+    ax.set_xlabel("height (edges to the nearest leaf)")
+    ax.set_ylabel("mean value")
+    ax.legend(fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)

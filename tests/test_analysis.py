@@ -1,0 +1,102 @@
+"""Analysis commands: path classes per k and latent-search probing on a tiny Coconut run."""
+
+import json
+
+import pytest
+import torch
+
+from helpers import tiny_model, tiny_prosqa
+from latentcot.analysis.paths import PATH_CLASSES
+from latentcot.analysis.search import frontier_values, node_heights, thought_probabilities, top_tokens
+from latentcot.analysis.paths import Graph
+from latentcot.config import MethodConfig
+from latentcot.methods import build_method, tokenize_record
+from latentcot.tokenization import METHOD_TOKENS
+
+
+def test_thought_probabilities_match_a_plain_recomputation():
+    records = tiny_prosqa(5)
+    model, tok = tiny_model(records, METHOD_TOKENS, arch="llama")
+    model.eval()
+    method = build_method(MethodConfig(name="coconut"), tok)
+    probs = thought_probabilities(model, tok, method, records, n_thoughts=3, batch_size=2)
+    head, embed = model.get_output_embeddings(), model.get_input_embeddings()
+    for record, got in zip(records, probs):
+        ids = method.prompt(tokenize_record(record, tok), 3).input_ids
+        first = ids.index(method.thought_id)
+        embeds = embed(torch.tensor([ids[:first]]))
+        expected = []
+        with torch.no_grad():
+            for _ in range(3):  # one full pass per thought, no cache, no padding
+                state = model(inputs_embeds=embeds, output_hidden_states=True).hidden_states[-1][:, -1:]
+                expected.append(torch.softmax(head(state)[0, 0], -1))
+                embeds = torch.cat([embeds, state], dim=1)
+        assert torch.allclose(got, torch.stack(expected), atol=1e-5)
+        assert torch.allclose(got.sum(-1), torch.ones(3), atol=1e-4)
+
+
+def test_frontier_rows_and_heights(shared_data):
+    from latentcot.data.io import load_records
+
+    record = load_records(shared_data / "prosqa_valid.json")[0]
+    graph = Graph.of(record)
+    heights = node_heights(graph)
+    assert heights[graph.target] == 0 and heights[graph.root] > 0
+    from latentcot.tokenization import train_word_tokenizer, record_text
+
+    tok = train_word_tokenizer([record_text(record)])
+    probs = torch.full((2, len(tok)), 1.0 / len(tok))
+    rows = frontier_values(record, probs, tok)
+    depth = graph.distances_from(graph.root)
+    assert sorted(r["node"] for r in rows if r["thought"] == 1) == sorted(graph.names[n] for n, d in depth.items() if d == 1)
+    assert any(r["leads_to_target"] for r in rows if r["thought"] == 1)
+    assert all(abs(r["value"] - 1.0 / len(tok)) < 1e-9 for r in rows)
+    assert [p for _, p in top_tokens(probs, tok, 3)[0]] == [round(1.0 / len(tok), 4)] * 3
+
+
+@pytest.fixture(scope="module")
+def coconut_run(tmp_path_factory):
+    from test_training import tiny_config
+
+    from latentcot.data.io import save_records
+    from latentcot.training import train
+
+    tmp = tmp_path_factory.mktemp("analysis")
+    cfg = tiny_config(tmp, "train.epochs=2", "method.max_latent_stage=2", "method.max_new_tokens=40", name="coconut")
+    train(cfg, train_records=tiny_prosqa(16))
+    save_records(tiny_prosqa(6, seed=3), tmp / "valid.json")
+    return tmp
+
+
+def test_analyze_paths_cli(coconut_run, capsys):
+    from latentcot.cli import main
+
+    out = coconut_run / "paths"
+    assert main(["analyze", "paths", str(coconut_run / "coconut"), "--data", str(coconut_run / "valid.json"),
+                 "--k", "0..2", "--out", str(out), "--batch-size", "4"]) == 0
+    table = json.loads((out / "paths.json").read_text())["by_k"]
+    assert sorted(table) == ["0", "1", "2"]
+    for k, row in table.items():
+        assert sum(row[c] for c in PATH_CLASSES) == 6
+        lines = [json.loads(x) for x in (out / f"paths_k{k}.jsonl").read_text().splitlines()]
+        assert [x["n_thoughts"] for x in lines] == [int(k)] * 6
+        assert all(x["path_class"] in PATH_CLASSES for x in lines)
+    assert (out / "paths.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_analyze_search_cli(coconut_run, capsys):
+    from latentcot.cli import main
+
+    out = coconut_run / "search"
+    assert main(["analyze", "search", str(coconut_run / "coconut"), "--data", str(coconut_run / "valid.json"),
+                 "--n-thoughts", "2", "--out", str(out)]) == 0
+    report = json.loads((out / "search.json").read_text())
+    assert set(report["frontier"]) == {"1", "2"}
+    tokens = [json.loads(x) for x in (out / "thought_tokens.jsonl").read_text().splitlines()]
+    assert len(tokens) == 6 and len(tokens[0]["thoughts"]) == 2 and len(tokens[0]["thoughts"][0]) == 5
+    assert (out / "frontier_values.png").read_bytes()[:4] == b"\x89PNG"
+    # a method without continuous thoughts has nothing to probe
+    assert main(["eval", str(coconut_run / "coconut"), "--data", str(coconut_run / "valid.json"),
+                 "--n-thoughts", "1"]) == 0
+    summary = json.loads((coconut_run / "coconut" / "eval" / "valid_k1.summary.json").read_text())
+    assert summary["n_problems"] == 6 and summary["n_thoughts"] == 1
