@@ -100,3 +100,28 @@ def test_analyze_search_cli(coconut_run, capsys):
                  "--n-thoughts", "1"]) == 0
     summary = json.loads((coconut_run / "coconut" / "eval" / "valid_k1.summary.json").read_text())
     assert summary["n_problems"] == 6 and summary["n_thoughts"] == 1
+
+
+def test_report_gathers_curves_table_and_plots(coconut_run, tmp_path):
+    import re
+
+    from latentcot.cli import main
+
+    run, data = str(coconut_run / "coconut"), str(coconut_run / "valid.json")
+    assert main(["analyze", "paths", run, "--data", data, "--k", "0,1", "--out", str(tmp_path / "paths")]) == 0
+    assert main(["analyze", "search", run, "--data", data, "--out", str(tmp_path / "search")]) == 0
+    assert main(["compare", "--runs", f"coconut={run}", "--data", data, "--out", str(tmp_path / "cmp")]) == 0
+    assert main(["report", run, "--compare", str(tmp_path / "cmp"), "--analysis", str(tmp_path / "paths"),
+                 str(tmp_path / "search"), "--out", str(tmp_path / "report"), "--title", "tiny"]) == 0
+    page = (tmp_path / "report" / "report.html").read_text()
+    # self-contained: every image is embedded, nothing is loaded from elsewhere
+    images = re.findall(r'<img [^>]*src="([^"]+)"', page)
+    assert len(images) == 3 and all(src.startswith("data:image/png;base64,") for src in images)
+    accuracy = json.loads((tmp_path / "cmp" / "comparison.json").read_text())["rows"][0]["accuracy"]
+    assert f"<td>{100 * accuracy:.1f}%</td>" in page
+    md = (tmp_path / "report" / "report.md").read_text()
+    for png in re.findall(r"\]\(([^)]+\.png)\)", md):
+        assert (tmp_path / "report" / png).exists()
+    assert "## Reasoning paths" in md and "## Latent search" in md and "## Training" in md
+    # a directory that is not a run fails with its name
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "r2")]) == 2
