@@ -48,9 +48,18 @@ def test_frontier_rows_and_heights(shared_data):
     probs = torch.full((2, len(tok)), 1.0 / len(tok))
     rows = frontier_values(record, probs, tok)
     depth = graph.distances_from(graph.root)
-    assert sorted(r["node"] for r in rows if r["thought"] == 1) == sorted(graph.names[n] for n, d in depth.items() if d == 1)
-    assert any(r["leads_to_target"] for r in rows if r["thought"] == 1)
+    frontier_1 = [r["node"] for r in rows if r["thought"] == 1 and r["frontier"]]
+    assert sorted(frontier_1) == sorted(graph.names[n] for n, d in depth.items() if d == 1)
+    assert any(r["leads_to_target"] for r in rows if r["thought"] == 1 and r["frontier"])
+    # every node the person reaches appears once per thought, with its depth
+    assert sorted((r["node"], r["depth"]) for r in rows if r["thought"] == 2) == sorted(
+        (graph.names[n], d) for n, d in depth.items() if d > 0)
     assert all(abs(r["value"] - 1.0 / len(tok)) < 1e-9 for r in rows)
+    from latentcot.analysis.search import summarize
+
+    summary = summarize(rows)
+    for d, mass in summary[1]["mass_by_depth"].items():
+        assert mass == pytest.approx(sum(1 for n, dd in depth.items() if dd == d) / len(tok))
     assert [p for _, p in top_tokens(probs, tok, 3)[0]] == [round(1.0 / len(tok), 4)] * 3
 
 

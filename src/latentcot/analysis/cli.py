@@ -87,8 +87,9 @@ def run_search(args: argparse.Namespace) -> dict:
         plot_frontier_values(rows, str(out / "frontier_values.png"), thoughts=(1, 2),
                              title=f"{method.name}: values of frontier nodes ({len(records)} problems)")
         for t, s in report["frontier"].items():
+            depths = ", ".join(f"depth {d}: {m:.3f}" for d, m in s["mass_by_depth"].items())
             print(f"thought {t}: {s['frontier_nodes']} frontier nodes; mean value {s['mean_value_leads_to_target']:.3f} "
-                  f"on nodes leading to the target, {s['mean_value_other']:.3f} on the others")
+                  f"on those leading to the target, {s['mean_value_other']:.3f} on the others; mass {depths}")
     for example in tops[:3]:
         shown = " | ".join(", ".join(f"{tok!r} {p:.2f}" for tok, p in thought[:3]) for thought in example["thoughts"])
         print(f"top tokens per thought: {shown}")

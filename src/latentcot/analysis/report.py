@@ -189,12 +189,17 @@ def write_report(runs: Sequence[str | Path], out: str | Path, compare_dir: str |
             data = json.loads(search_json.read_text())
             page.heading(f"Latent search: {Path(data['data']).name}, {data['n_thoughts']} thoughts")
             if "frontier" in data:
-                page.table(["thought", "frontier nodes", "mean value, leads to target", "mean value, other"],
+                depths = sorted({int(d) for s in data["frontier"].values() for d in s["mass_by_depth"]})
+                page.table(["thought", "frontier nodes", "mean value, leads to target", "mean value, other",
+                            *(f"mass at depth {d}" for d in depths)],
                            [[t, s["frontier_nodes"], f"{s['mean_value_leads_to_target']:.3f}",
-                             f"{s['mean_value_other']:.3f}"] for t, s in data["frontier"].items()])
+                             f"{s['mean_value_other']:.3f}",
+                             *(f"{s['mass_by_depth'].get(str(d), 0.0):.3f}" for d in depths)]
+                            for t, s in data["frontier"].items()])
             if (directory / "frontier_values.png").exists():
                 page.figure(directory / "frontier_values.png", "Probability each continuous thought gives to the "
-                            "names of frontier nodes (exactly i edges from the person at thought i).",
+                            "names of frontier nodes (exactly i edges from the person at thought i), and the mass "
+                            "it puts on the nodes at each depth.",
                             f"frontier_{directory.name}.png")
             tokens = directory / "thought_tokens.jsonl"
             if tokens.exists():

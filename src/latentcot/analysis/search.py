@@ -69,20 +69,24 @@ def node_heights(graph: Graph) -> list[int]:
 
 
 def frontier_values(record: Record, probs: torch.Tensor, tokenizer) -> list[dict[str, Any]]:
-    """One row per (thought i, node exactly i edges from the person): its value and place in the graph."""
+    """One row per (thought i, node the person reaches): the node's value and place in the graph.
+
+    ``frontier`` marks the paper's frontier nodes (exactly i edges from the person at thought i); the
+    other reachable nodes are kept so the mass a thought puts at each depth can be read too.
+    """
     graph = Graph.of(record)
     token_ids = concept_token_ids(tokenizer, graph.names)
     depth = graph.distances_from(graph.root)
     heights = node_heights(graph)
     rows = []
     for i in range(1, probs.shape[0] + 1):
-        for node, d in depth.items():
-            if d != i:
+        for node, d in sorted(depth.items()):
+            if d == 0:
                 continue
             to_target = graph.distances_from(node).get(graph.target)
-            rows.append({"thought": i, "node": graph.names[node], "value": float(probs[i - 1, token_ids[node]]),
-                         "height": heights[node], "leads_to_target": to_target is not None,
-                         "distance_to_target": to_target})
+            rows.append({"thought": i, "node": graph.names[node], "depth": d, "frontier": d == i,
+                         "value": float(probs[i - 1, token_ids[node]]), "height": heights[node],
+                         "leads_to_target": to_target is not None, "distance_to_target": to_target})
     return rows
 
 
@@ -93,23 +97,28 @@ def top_tokens(probs: torch.Tensor, tokenizer, k: int = 5) -> list[list[tuple[st
             for row_ids, row_vals in zip(ids, values)]
 
 
-def summarize(rows: Sequence[dict[str, Any]]) -> dict[int, dict[str, float]]:
-    """Per thought: mean value of frontier nodes that lead to the target and of those that do not."""
-    out: dict[int, dict[str, float]] = {}
+def summarize(rows: Sequence[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Per thought: mean value of frontier nodes that lead to the target and of those that do not, and
+    the mean probability mass (summed over a problem's nodes) at each depth from the person."""
+    out: dict[int, dict[str, Any]] = {}
+    problems = max(len({r.get("problem", 0) for r in rows}), 1)
     for i in sorted({r["thought"] for r in rows}):
         mine = [r for r in rows if r["thought"] == i]
-        good = [r["value"] for r in mine if r["leads_to_target"]]
-        bad = [r["value"] for r in mine if not r["leads_to_target"]]
-        out[i] = {"frontier_nodes": len(mine),
+        frontier = [r for r in mine if r["frontier"]]
+        good = [r["value"] for r in frontier if r["leads_to_target"]]
+        bad = [r["value"] for r in frontier if not r["leads_to_target"]]
+        depths = sorted({r["depth"] for r in mine})
+        out[i] = {"frontier_nodes": len(frontier),
                   "mean_value_leads_to_target": sum(good) / len(good) if good else float("nan"),
-                  "mean_value_other": sum(bad) / len(bad) if bad else float("nan")}
+                  "mean_value_other": sum(bad) / len(bad) if bad else float("nan"),
+                  "mass_by_depth": {d: sum(r["value"] for r in mine if r["depth"] == d) / problems for d in depths}}
     return out
 
 
 def plot_frontier_values(rows: Sequence[dict[str, Any]], path: str, thoughts: Sequence[int] = (1, 2),
                          title: str = "") -> None:
     """Histograms of frontier-node values at the given thoughts, split by whether the node leads to the
-    target, and mean value by node height (the paper's Figure 8/9 analysis)."""
+    target (the paper's analysis), and the mass each thought puts on the nodes at each depth."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -120,7 +129,7 @@ def plot_frontier_values(rows: Sequence[dict[str, Any]], path: str, thoughts: Se
     bins = [i / 20 for i in range(21)]
     for ax, t in zip(axes[0], thoughts):
         for leads, color, label in ((True, "#2e7d32", "leads to target"), (False, "#c62828", "does not")):
-            values = [r["value"] for r in rows if r["thought"] == t and r["leads_to_target"] == leads]
+            values = [r["value"] for r in rows if r["thought"] == t and r["frontier"] and r["leads_to_target"] == leads]
             if values:
                 ax.hist(values, bins=bins, alpha=0.6, color=color, label=f"{label} (n={len(values)})")
         ax.set_title(f"thought {t}: frontier node values", fontsize=10)
@@ -128,14 +137,16 @@ def plot_frontier_values(rows: Sequence[dict[str, Any]], path: str, thoughts: Se
         ax.set_ylabel("nodes")
         ax.legend(fontsize=8, frameon=False)
     ax = axes[0][-1]
-    for t, marker in zip(thoughts, "os^"):
-        heights = sorted({r["height"] for r in rows if r["thought"] == t})
-        means = [sum(r["value"] for r in rows if r["thought"] == t and r["height"] == h) /
-                 max(sum(1 for r in rows if r["thought"] == t and r["height"] == h), 1) for h in heights]
-        ax.plot(heights, means, marker=marker, label=f"thought {t}")
-    ax.set_title("mean frontier value by node height", fontsize=10)
-    ax.set_xlabel("height (edges to the nearest leaf)")
-    ax.set_ylabel("mean value")
+    summary = summarize(rows)
+    for t, marker in zip(sorted(summary), "os^Dv<>"):
+        mass = summary[t]["mass_by_depth"]
+        ax.plot(list(mass), list(mass.values()), marker=marker, label=f"thought {t}")
+    ax.set_title("probability mass on the nodes at each depth", fontsize=10)
+    ax.set_xlabel("edges from the person")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("mean summed probability")
     ax.legend(fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=11)
