@@ -141,9 +141,10 @@ def write_report(runs: Sequence[str | Path], out: str | Path, compare_dir: str |
     header = ["method", "accuracy", "generated tokens", "forward passes", "time per problem (ms)"]
     if comparison is not None:
         page.heading("Comparison")
-        page.para(f"{comparison.get('title') or ''} {comparison['n_problems']} problems from "
+        lead = f"{comparison['title'].rstrip('.')}. " if comparison.get("title") else ""
+        page.para(f"{lead}{comparison['n_problems']} problems from "
                   f"{comparison['eval_data']}, greedy decoding at batch size {comparison['batch_size']} on "
-                  f"{comparison['device']}; generated tokens count continuous thoughts.".strip())
+                  f"{comparison['device']}; generated tokens count continuous thoughts.")
         page.table(header, _comparison_rows(comparison["rows"]))
     else:
         evals = [(run.name, _newest_eval_summary(run)) for run in run_paths]
