@@ -86,3 +86,11 @@ def _bare_with_markers():
     tokenizer = train_word_tokenizer([record_text(RECORD)])
     add_method_tokens(tokenizer, METHOD_TOKENS)
     return tokenizer
+
+
+def test_output_summary_measures_latent_use(tok):
+    method = build_method(MethodConfig(name="assorted"), tok)
+    texts = ["<bol><latent_1><latent_3><eol>Every c is a d.\n### Tom is a d.", "### Tom is a d.",
+             " <bol><latent_1><eol>### Tom is a e."]
+    stats = method.output_summary(texts)
+    assert stats == {"share_starting_latent": 2 / 3, "mean_latent_codes": 1.0, "distinct_codes_written": 2}

@@ -41,11 +41,13 @@ class EvalResult:
     n_problems: int
     n_thoughts: int
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    method_stats: dict[str, Any] = field(default_factory=dict)  # Method.output_summary of the texts
 
     def summary(self) -> dict[str, Any]:
         """The numbers without the rows (for logs and metric files)."""
         out = asdict(self)
         out.pop("rows")
+        out.update(out.pop("method_stats"))
         return out
 
     def write_jsonl(self, path: str | Path) -> None:
@@ -87,4 +89,5 @@ def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_
         n_problems=count,
         n_thoughts=generations[0].n_thoughts,
         rows=rows,
+        method_stats=method.output_summary([g.text for g in generations]),
     )

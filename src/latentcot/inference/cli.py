@@ -28,6 +28,14 @@ def load_run(run_dir: str | Path):
     return cfg, model, tokenizer, build_method(cfg.method, tokenizer)
 
 
+def _add_latent_text(method, rows: list[dict]) -> None:
+    """Token Assorted: each row gains ``latent_text``, its latent codes read back as text by the VQ-VAE."""
+    if not hasattr(method, "latent_text"):
+        raise ValueError(f"--show-latent: method {method.name!r} writes no latent codes")
+    for row in rows:
+        row["latent_text"] = method.latent_text(row["generated"], row["question"])
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from ..data.io import load_records
     from ..data.records import Record
@@ -47,12 +55,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     model.to(pick_device(args.device))
     result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
                       max_new_tokens=args.max_new_tokens, progress=args.data is not None and sys.stderr.isatty())
+    if args.show_latent:
+        _add_latent_text(method, result.rows)
     if args.out:
         result.write_jsonl(args.out)
     if args.question is not None:
         # A single question has no reference answer: show what the model wrote, nothing to score.
         row = result.rows[0]
-        print(row["generated"])
+        print(row.get("latent_text", row["generated"]))
         print(f"[{row['n_thoughts']} thoughts, {row['generated_tokens']} generated tokens, "
               f"{row['forward_passes']} forward passes, {row['seconds']:.3f} s]", file=sys.stderr)
     else:
@@ -82,6 +92,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model.to(pick_device(args.device))
     result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
                       max_new_tokens=args.max_new_tokens, progress=sys.stderr.isatty())
+    if args.show_latent:
+        _add_latent_text(method, result.rows)
     k = "" if args.n_thoughts is None else f"_k{args.n_thoughts}"
     out = Path(args.out) if args.out else Path(args.run_dir) / "eval" / f"{Path(args.data).stem}{k}.jsonl"
     result.write_jsonl(out)
@@ -106,6 +118,8 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=None, metavar="N")
     p.add_argument("--max-problems", type=int, default=0, metavar="N", help="only the first N problems")
     p.add_argument("--out", default="", metavar="FILE.jsonl", help="per-problem rows (default under RUN_DIR/eval)")
+    p.add_argument("--show-latent", action="store_true", help="assorted: add each output's latent codes decoded "
+                   "to text by the VQ-VAE (field latent_text)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_eval)
     return p
@@ -127,6 +141,8 @@ def add_generate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
                    help="longest continuation (default: the config's method.max_new_tokens)")
     p.add_argument("--out", default="", metavar="FILE.jsonl", help="write one JSON row per problem here")
+    p.add_argument("--show-latent", action="store_true", help="assorted: show latent codes decoded to text "
+                   "by the VQ-VAE")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     p.set_defaults(func=cmd_generate)
     return p

@@ -17,12 +17,16 @@ import dataclasses
 import json
 import math
 import random
+import re
 from pathlib import Path
 from typing import Sequence
 
 from ..config import MethodConfig
 from ..tokenization import BEGIN_LATENT, END_LATENT, latent_code_token
 from .base import Example, Method, TokenizedRecord, assemble
+
+
+_CODE_RE = re.compile(r"<latent_(\d+)>")
 
 
 def _vqvae_dir(cfg: MethodConfig) -> Path:
@@ -128,3 +132,27 @@ class Assorted(Method):
         """The codes a model wrote (in order) and the other tokens, for showing or counting them."""
         codes = [self.code_of[t] for t in token_ids if t in self.code_of]
         return codes, [t for t in token_ids if t not in self.code_of]
+
+    def output_summary(self, texts: Sequence[str]) -> dict:
+        """How the model uses its latent vocabulary: the share of outputs that start with a latent block
+        (a model may learn to skip it), codes per output, and how many distinct codes it writes."""
+        codes = [[int(c) for c in _CODE_RE.findall(t)] for t in texts]
+        used = {c for row in codes for c in row}
+        return {"share_starting_latent": sum(t.lstrip().startswith(BEGIN_LATENT) for t in texts) / max(len(texts), 1),
+                "mean_latent_codes": sum(map(len, codes)) / max(len(texts), 1),
+                "distinct_codes_written": len(used)}
+
+    def latent_text(self, text: str, question: str) -> str:
+        """The generated text with each latent block replaced by the VQ-VAE decoder's reading of its codes."""
+        from ..vqvae.train import decode_codes_to_text, load_vqvae
+
+        if getattr(self, "_decoder", None) is None:
+            self._decoder = load_vqvae(_vqvae_dir(self.cfg))
+
+        def expand(block: re.Match) -> str:
+            model, tokenizer = self._decoder
+            codes = [int(c) for c in _CODE_RE.findall(block.group(0))]
+            usable = codes[:len(codes) - len(codes) % model.codes_per_chunk]
+            return "[" + decode_codes_to_text(model, tokenizer, usable, question) + "]"
+
+        return re.sub(re.escape(BEGIN_LATENT) + r"(.*?)" + re.escape(END_LATENT), expand, text, flags=re.S)

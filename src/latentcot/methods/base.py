@@ -125,3 +125,7 @@ class Method:
 
     def default_thoughts(self) -> int:
         return 0
+
+    def output_summary(self, texts: Sequence[str]) -> dict:
+        """Method-specific statistics of generated texts, added to an evaluation's summary."""
+        return {}
