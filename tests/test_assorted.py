@@ -94,3 +94,51 @@ def test_output_summary_measures_latent_use(tok):
              " <bol><latent_1><eol>### Tom is a e."]
     stats = method.output_summary(texts)
     assert stats == {"share_starting_latent": 2 / 3, "mean_latent_codes": 1.0, "distinct_codes_written": 2}
+
+
+def test_pipeline_from_scratch_and_from_a_cot_run(tmp_path):
+    """VQ-VAE, then an assorted LM from scratch (sharing the VQ-VAE's tokenizer) and one continued from a cot
+    run; the trained models generate, and the training examples carry the VQ-VAE's codes."""
+    pytest.importorskip("vector_quantize_pytorch")
+    from helpers import tiny_prosqa
+    from test_training import tiny_config
+
+    from latentcot.config import apply_overrides
+    from latentcot.evaluation import evaluate
+    from latentcot.inference.cli import load_run
+    from latentcot.training import Trainer, train
+    from latentcot.vqvae import VQVAEConfig
+    from latentcot.vqvae.train import train_vqvae
+
+    records, valid = tiny_prosqa(12), tiny_prosqa(3, seed=4)
+    vq_cfg = apply_overrides(VQVAEConfig(), [
+        f"output_dir={tmp_path / 'vq'}", "model.d_model=32", "model.n_heads=2", "model.n_layers=1",
+        "model.codebook_size=8", "model.chunk_len=6", "train.epochs=1", "train.progress=false",
+        "train.eval_every=0"])
+    train_vqvae(vq_cfg, train_records=records)
+
+    common = ["method.name=assorted", f"method.vqvae={tmp_path / 'vq'}", "method.max_new_tokens=30", "train.epochs=1"]
+    scratch = Trainer(tiny_config(tmp_path, *common, f"tokenizer.path={tmp_path / 'vq'}", name="scratch"),
+                      train_records=records)
+    assert [f"<latent_{i}>" in scratch.tokenizer.get_vocab() for i in (0, 7, 8)] == [True, True, False]
+    assert all(len(r.latent) == scratch.method.n_chunks(r) for r in scratch.train_tokens)
+    latent_ids = set(scratch.method.latent_ids)
+    examples = scratch.epoch_examples(0)
+    assert any(set(e.input_ids) & latent_ids for e in examples) and any(not set(e.input_ids) & latent_ids
+                                                                        for e in examples)
+    scratch.fit()
+
+    # from a cot run whose word vocabulary was trained on the same problems: the ids agree
+    train(tiny_config(tmp_path, "method.name=cot", name="cot"), train_records=records)
+    continued = train(tiny_config(tmp_path, *common, f"train.init_from={tmp_path / 'cot'}", name="continued"),
+                      train_records=records)
+    assert continued.state.epoch == 1
+    # a cot run with another vocabulary: chunks would be cut from other ids, so it is refused
+    train(tiny_config(tmp_path, "method.name=cot", name="other"), train_records=tiny_prosqa(12, seed=9))
+    with pytest.raises(ValueError, match="tokenizer.path"):
+        train(tiny_config(tmp_path, *common, f"train.init_from={tmp_path / 'other'}", name="bad"),
+              train_records=records)
+
+    _, model, tokenizer, method = load_run(tmp_path / "scratch")
+    result = evaluate(model, tokenizer, method, valid, batch_size=2)
+    assert result.n_problems == 3 and "share_starting_latent" in result.summary()

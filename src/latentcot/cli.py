@@ -1,9 +1,9 @@
 """The ``latentcot`` command line.
 
 Sub-commands by verb: ``data`` (generate, stats, convert), ``tokenizer`` (train), ``model`` (info),
-``config`` (show), ``train``, ``generate``, ``eval``, ``compare``, ``analyze`` (paths, search), ``report``,
-``demo``. Errors in user input print one line (``error: file: record: field: ...``) and exit with status 2;
-set ``LATENTCOT_DEBUG=1`` for the traceback.
+``config`` (show), ``train``, ``vqvae`` (train, eval), ``generate``, ``eval``, ``compare``, ``analyze``
+(paths, search), ``report``, ``demo``. Errors in user input print one line
+(``error: file: record: field: ...``) and exit with status 2; set ``LATENTCOT_DEBUG=1`` for the traceback.
 """
 
 from __future__ import annotations
@@ -224,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_generate_parser(sub)
     add_eval_parser(sub)
+
+    from .vqvae.cli import add_vqvae_parser
+
+    add_vqvae_parser(sub)
 
     from .analysis.cli import add_analyze_parser
 

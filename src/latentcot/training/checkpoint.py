@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..config import Config, save_config
+from ..data.io import atomic_directory
 
 STATE_FILE = "state.json"
 
@@ -66,21 +66,13 @@ def save_checkpoint(output_dir: str | Path, epoch: int, model, tokenizer, optimi
                     state: dict[str, Any], keep: int = 0, model_state: dict | None = None) -> Path:
     """``model_state`` replaces ``model.state_dict()`` when the live weights are sharded (FSDP)."""
     target = checkpoint_dir(output_dir, epoch)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
+    with atomic_directory(target) as tmp:
         model.save_pretrained(tmp, safe_serialization=True, state_dict=model_state)
         tokenizer.save_pretrained(tmp)
         save_config(cfg, tmp / "config.yaml")
         torch.save(optimizer_state, tmp / "optimizer.pt")
         torch.save(rng_state(), tmp / "rng.pt")
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     if keep > 0:
         for old in list_checkpoints(output_dir)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)

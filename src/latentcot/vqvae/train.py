@@ -1,0 +1,314 @@
+"""Training, saving, loading and evaluating the VQ-VAE.
+
+A run directory looks like the LM trainer's: ``config.yaml``, ``metrics.jsonl`` and
+``checkpoints/epoch_NNN/`` with ``model.safetensors``, ``vqvae.json`` (the model's constructor
+arguments), ``config.yaml``, the tokenizer, ``optimizer.pt``, ``rng.pt`` and ``state.json``. Each
+checkpoint is written into a temporary directory and renamed into place, so an interrupted save never
+leaves a half-written checkpoint that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ..config import save_config
+from ..data.io import atomic_directory, load_records
+from ..data.records import Record
+from ..methods.base import tokenize_record, tokenize_records
+from ..tokenization import METHOD_TOKENS, add_method_tokens, build_tokenizer, load_tokenizer
+from ..training import checkpoint as ckpt
+from ..training.metrics import MetricsLog
+from ..training.trainer import lr_at, pick_device, seed_everything
+from .config import VQVAEConfig, VQVAEModelConfig, validate
+from .model import VQVAE, ChunkExample, chunk_examples, codebook_stats, collate_chunks
+
+MODEL_FILE = "model.safetensors"
+HPARAMS_FILE = "vqvae.json"
+
+
+# --------------------------------------------------------------------------- building
+
+
+def vqvae_tokenizer(cfg: VQVAEConfig, records: Sequence[Record]):
+    """The LM's tokenizer for the same settings: same kind, same training file, same method tokens, so the
+    VQ-VAE's token ids are the LM's; or the saved one at ``tokenizer.path`` (an LM run directory works)."""
+    t = cfg.tokenizer
+    if t.path:
+        tokenizer = load_tokenizer(t.path)
+    elif t.kind == "pretrained":
+        raise ValueError("the VQ-VAE cannot take a model's tokenizer by itself: set tokenizer.kind to word or "
+                         "bpe, or tokenizer.path to a saved tokenizer or an LM run directory")
+    else:
+        if not records:
+            raise ValueError("training a tokenizer needs data: set data.train or tokenizer.path")
+        tokenizer = build_tokenizer(t.kind, records, vocab_size=t.vocab_size, min_frequency=t.min_frequency)
+    add_method_tokens(tokenizer, METHOD_TOKENS)
+    return tokenizer
+
+
+def build_vqvae(model_cfg: VQVAEModelConfig, tokenizer, batch_size: int) -> VQVAE:
+    """A fresh VQ-VAE for a tokenizer; ``batch_size`` scales the dead-code threshold (see the config)."""
+    m = model_cfg
+    uniform_use = batch_size * m.codes_per_chunk / m.codebook_size
+    return VQVAE(
+        len(tokenizer), tokenizer.pad_token_id, chunk_len=m.chunk_len, codes_per_chunk=m.codes_per_chunk,
+        codebook_size=m.codebook_size, codebook_dim=m.codebook_dim, d_model=m.d_model, n_layers=m.n_layers,
+        n_heads=m.n_heads, dropout=m.dropout, max_question_len=m.max_question_len,
+        commitment_weight=m.commitment_weight, ema_decay=m.ema_decay, kmeans_init=m.kmeans_init,
+        threshold_ema_dead_code=m.dead_code_threshold * uniform_use, rotation_trick=m.rotation_trick,
+        predict_padding=m.predict_padding)
+
+
+# --------------------------------------------------------------------------- saving and loading
+
+
+def save_vqvae(directory: str | Path, model: VQVAE, tokenizer, cfg: VQVAEConfig | None = None, *,
+               optimizer_state: dict | None = None, state: dict[str, Any] | None = None) -> Path:
+    """Weights, hyperparameters and tokenizer (plus config, optimizer, RNG and ``state.json`` for a training
+    checkpoint) in one directory, swapped in whole."""
+    from safetensors.torch import save_model
+
+    target = Path(directory)
+    with atomic_directory(target) as tmp:
+        # save_model (not save_file) because the output layer shares the token embedding's weight.
+        save_model(model, str(tmp / MODEL_FILE))
+        (tmp / HPARAMS_FILE).write_text(json.dumps(model.hparams, indent=2))
+        tokenizer.save_pretrained(tmp)
+        if cfg is not None:
+            save_config(cfg, tmp / "config.yaml")
+        if optimizer_state is not None:
+            torch.save(optimizer_state, tmp / "optimizer.pt")
+        if state is not None:
+            torch.save(ckpt.rng_state(), tmp / "rng.pt")
+            (tmp / ckpt.STATE_FILE).write_text(json.dumps(state, indent=2))
+    return target
+
+
+def resolve_vqvae(path: str | Path) -> Path:
+    """A saved VQ-VAE directory, or the newest checkpoint of a VQ-VAE run directory."""
+    path = Path(path)
+    if (path / HPARAMS_FILE).exists():
+        return path
+    latest = ckpt.latest_checkpoint(path)
+    if latest is None or not (latest / HPARAMS_FILE).exists():
+        raise FileNotFoundError(f"{path}: neither a saved VQ-VAE (no {HPARAMS_FILE}) nor a VQ-VAE run with checkpoints")
+    return latest
+
+
+def load_vqvae(path: str | Path, device: str | torch.device = "cpu"):
+    """(model in eval mode, tokenizer) from a saved VQ-VAE or a run directory's newest checkpoint."""
+    from safetensors.torch import load_model
+
+    directory = resolve_vqvae(path)
+    model = VQVAE(**json.loads((directory / HPARAMS_FILE).read_text()))
+    load_model(model, str(directory / MODEL_FILE), device=str(device))
+    return model.to(device).eval(), load_tokenizer(str(directory))
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _batches(examples: Sequence[ChunkExample], size: int) -> list[Sequence[ChunkExample]]:
+    return [examples[i:i + size] for i in range(0, len(examples), size)]
+
+
+@torch.no_grad()
+def evaluate_vqvae(model: VQVAE, records: Sequence[Record], tokenizer, batch_size: int = 256,
+                   progress: bool = False) -> dict[str, Any]:
+    """Reconstruction and codebook usage on the problems' traces.
+
+    token_accuracy: real (non-pad) chunk tokens predicted right; chunk_accuracy: chunks with every real
+    token right; trace_accuracy: problems whose whole trace comes back; recon_loss: cross-entropy per
+    real token; plus :func:`codebook_stats` of the codes the chunks got.
+    """
+    was_training = model.training
+    model.eval()
+    examples = chunk_examples(tokenize_records(records, tokenizer), model.chunk_len)
+    correct_tokens = real_tokens = correct_chunks = 0
+    loss_sum = 0.0
+    chunk_ok: dict[int, bool] = {}
+    codes: list[torch.Tensor] = []
+    for batch in tqdm(_batches(examples, batch_size), desc="vqvae eval", disable=not progress, leave=False):
+        tensors = {k: v.to(model.device)
+                   for k, v in collate_chunks(batch, model.pad_id, model.chunk_len, model.max_question_len).items()}
+        out = model(**tensors)
+        mask = tensors["chunk_mask"]
+        right = (out["logits"].argmax(-1) == tensors["chunk_ids"]) | ~mask
+        token_right = (right & mask).sum().item()
+        correct_tokens += token_right
+        n_real = mask.sum().item()
+        real_tokens += n_real
+        loss_sum += torch.nn.functional.cross_entropy(
+            out["logits"][mask], tensors["chunk_ids"][mask], reduction="sum").item()
+        whole = right.all(dim=1).tolist()
+        correct_chunks += sum(whole)
+        for ex, ok in zip(batch, whole):
+            chunk_ok[ex.record_index] = chunk_ok.get(ex.record_index, True) and ok
+        codes.append(out["codes"].cpu())
+    model.train(was_training)
+    result: dict[str, Any] = {
+        "problems": len(records),
+        "chunks": len(examples),
+        "token_accuracy": correct_tokens / max(real_tokens, 1),
+        "chunk_accuracy": correct_chunks / max(len(examples), 1),
+        "trace_accuracy": sum(chunk_ok.values()) / max(len(chunk_ok), 1),
+        "recon_loss": loss_sum / max(real_tokens, 1),
+    }
+    all_codes = torch.cat(codes) if codes else torch.zeros(0, dtype=torch.long)
+    result.update(codebook_stats(all_codes, model.codebook_size))
+    return result
+
+
+@torch.no_grad()
+def decode_codes_to_text(model: VQVAE, tokenizer, codes: Sequence[int], question: str) -> str:
+    """The text the decoder reads into a run of latent codes (``codes_per_chunk`` codes per chunk).
+
+    Unless the model was trained with ``predict_padding``, the last chunk of a trace decodes to a full
+    ``chunk_len`` tokens: the tail past the trace's real end is whatever the decoder guesses.
+    """
+    n = model.codes_per_chunk
+    if len(codes) % n:
+        raise ValueError(f"{len(codes)} codes do not split into chunks of {n} codes")
+    if not codes:
+        return ""
+    was_training = model.training
+    model.eval()
+    question_ids = tokenize_record(Record(question, [], "-"), tokenizer).question[-model.max_question_len:]
+    chunks = len(codes) // n
+    q = torch.tensor([question_ids] * chunks, dtype=torch.long, device=model.device)
+    logits = model.decode(torch.tensor(list(codes), dtype=torch.long, device=model.device).view(chunks, n),
+                          q, torch.ones_like(q, dtype=torch.bool))
+    model.train(was_training)
+    return tokenizer.decode(logits.argmax(-1).flatten().tolist(), skip_special_tokens=True)
+
+
+def encode_record(model: VQVAE, tokenizer, record: Record) -> list[int]:
+    """The codes of a problem's whole trace, chunk after chunk."""
+    examples = chunk_examples([tokenize_record(record, tokenizer)], model.chunk_len)
+    if not examples:
+        return []
+    tensors = {k: v.to(model.device)
+               for k, v in collate_chunks(examples, model.pad_id, model.chunk_len, model.max_question_len).items()}
+    return model.encode(**tensors).flatten().tolist()
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _load(path: str, key: str, limit: int) -> list[Record]:
+    if not path:
+        raise ValueError(f"config key '{key}' is empty: give a problem file")
+    records = load_records(path)
+    return records[:limit] if limit else records
+
+
+def train_vqvae(cfg: VQVAEConfig, train_records: Sequence[Record] | None = None,
+                valid_records: Sequence[Record] | None = None) -> Path:
+    """Train (or resume) a VQ-VAE run; returns the newest checkpoint directory.
+
+    Records passed in replace ``data.train`` / ``data.valid`` (tests and notebooks).
+    """
+    validate(cfg)
+    t = cfg.train
+    output_dir = Path(cfg.output_dir)
+    train_records = list(train_records) if train_records is not None else _load(
+        cfg.data.train, "data.train", cfg.data.max_train)
+    if valid_records is None:
+        valid_records = _load(cfg.data.valid, "data.valid", cfg.data.max_eval) if cfg.data.valid else []
+    device = pick_device(t.device)
+    seed_everything(cfg.seed)
+
+    resume_from = ckpt.latest_checkpoint(output_dir) if t.resume else None
+    if not t.resume and ckpt.list_checkpoints(output_dir):
+        # Mixing two runs' epoch checkpoints would let keep_checkpoints delete the new run's.
+        raise ValueError(f"{output_dir} holds checkpoints of an earlier run and train.resume is false: "
+                         "choose another output_dir or remove them")
+    if resume_from is not None:
+        # The checkpoint holds the vocabulary and the model's shape; the config's may have changed since.
+        model, tokenizer = load_vqvae(resume_from, device)
+        state = ckpt.load_state(resume_from)
+    else:
+        tokenizer = vqvae_tokenizer(cfg, train_records)
+        model = build_vqvae(cfg.model, tokenizer, t.batch_size).to(device)
+        state = {"epoch": 0, "step": 0, "history": []}
+    examples = chunk_examples(tokenize_records(train_records, tokenizer), model.chunk_len)
+    if not examples:
+        raise ValueError("the training problems have no reasoning steps to encode")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    metrics = MetricsLog(output_dir / "metrics.jsonl")
+
+    def collate(batch):
+        return {k: v.to(device) for k, v in
+                collate_chunks(batch, model.pad_id, model.chunk_len, model.max_question_len).items()}
+
+    if resume_from is not None:
+        optimizer.load_state_dict(torch.load(resume_from / "optimizer.pt", map_location=device, weights_only=False))
+        ckpt.set_rng_state(torch.load(resume_from / "rng.pt", weights_only=False))
+        metrics.truncate_after(state["epoch"])
+        print(f"resumed from {resume_from} (epoch {state['epoch']}, step {state['step']})")
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, output_dir / "config.yaml")
+    steps_per_epoch = max(len(examples) // t.batch_size, 1)
+    total_steps = t.epochs * steps_per_epoch
+    latest = resume_from
+    for epoch in range(state["epoch"], t.epochs):
+        order = list(examples)
+        random.Random(cfg.seed * 1_000_003 + epoch).shuffle(order)
+        # A ragged last batch is dropped so the codebook's moving averages always see full batches.
+        batches = _batches(order, t.batch_size)[:steps_per_epoch]
+        model.train()
+        start = time.perf_counter()
+        sums = {"loss": 0.0, "recon_loss": 0.0, "vq_loss": 0.0}
+        epoch_codes = []
+        bar = tqdm(batches, desc=f"vqvae epoch {epoch + 1}/{t.epochs}", disable=not t.progress, leave=False,
+                   dynamic_ncols=True)
+        for batch in bar:
+            lr = lr_at(state["step"], total_steps, t.lr, t.lr_schedule, t.warmup_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            out = model(**collate(batch))
+            optimizer.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            if t.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            optimizer.step()
+            state["step"] += 1
+            values = {k: out[k].item() for k in sums}
+            for k in sums:
+                sums[k] += values[k]
+            epoch_codes.append(out["codes"].detach().cpu())
+            bar.set_postfix(recon=f"{values['recon_loss']:.4f}")
+            if state["step"] % max(t.log_every, 1) == 0:
+                metrics.log("train", state["step"], epoch=epoch, lr=lr, **values,
+                            elapsed=round(time.perf_counter() - start, 3))
+        summary: dict[str, Any] = {"epoch": epoch + 1, **{f"train_{k}": round(v / len(batches), 5)
+                                                          for k, v in sums.items()}}
+        usage = codebook_stats(torch.cat(epoch_codes), model.codebook_size)
+        summary.update({f"train_{k}": round(v, 4) for k, v in usage.items()})
+        metrics.log("epoch", state["step"], epoch=epoch, seconds=round(time.perf_counter() - start, 2),
+                    **{k: v for k, v in summary.items() if k != "epoch"})
+        if valid_records and t.eval_every and ((epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs):
+            result = evaluate_vqvae(model, valid_records, tokenizer, t.eval_batch_size)
+            metrics.log("eval", state["step"], epoch=epoch, **result)
+            summary.update({f"valid_{k}": round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
+        state["epoch"] = epoch + 1
+        state["history"].append(summary)
+        latest = save_vqvae(ckpt.checkpoint_dir(output_dir, epoch + 1), model, tokenizer, cfg,
+                            optimizer_state=optimizer.state_dict(), state=state)
+        if t.keep_checkpoints > 0:
+            for old in ckpt.list_checkpoints(output_dir)[:-t.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+        print(" ".join(f"{k}={v}" for k, v in summary.items()), flush=True)
+    metrics.close()
+    if latest is None:
+        raise ValueError(f"train.epochs={t.epochs}: nothing to train and no checkpoint in {output_dir}")
+    return latest
