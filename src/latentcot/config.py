@@ -144,14 +144,15 @@ def all_keys(cls: type = Config, prefix: str = "") -> list[str]:
     return keys
 
 
-def _unknown_key(cls: type, key: str, prefix: str, source: str) -> ConfigError:
+def _unknown_key(cls: type, key: str, prefix: str, source: str, root: type = Config) -> ConfigError:
+    """The error for an unknown key, hinting the closest key of this section, else of the whole ``root``."""
     full = prefix + key
     local = [f.name for f in fields(cls)]
     close = difflib.get_close_matches(key, local, n=1, cutoff=0.5)
     if close:
         hint = f"; did you mean '{prefix}{close[0]}'?"
     else:
-        close = difflib.get_close_matches(full, all_keys(), n=1, cutoff=0.6)
+        close = difflib.get_close_matches(full, all_keys(root), n=1, cutoff=0.6)
         hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys here: {', '.join(local)}"
     where = f"{source}: " if source else ""
     return ConfigError(f"{where}unknown config key '{full}'{hint}")
@@ -246,8 +247,11 @@ def _coerce(value: Any, tp: Any, key: str, from_string: bool, source: str) -> An
     raise bad(_type_name(tp))
 
 
-def from_dict(cls: type[T], data: Any, prefix: str = "", source: str = "") -> T:
-    """Build a config dataclass from nested dicts, rejecting unknown keys and wrong types."""
+def from_dict(cls: type[T], data: Any, prefix: str = "", source: str = "", root: type | None = None) -> T:
+    """Build a config dataclass from nested dicts, rejecting unknown keys and wrong types.
+
+    ``root`` is the top config class (default ``cls``), whose keys the did-you-mean hints are drawn from."""
+    root = root or cls
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -259,10 +263,10 @@ def from_dict(cls: type[T], data: Any, prefix: str = "", source: str = "") -> T:
     kwargs = {}
     for key, value in data.items():
         if key not in names:
-            raise _unknown_key(cls, str(key), prefix, source)
+            raise _unknown_key(cls, str(key), prefix, source, root)
         tp = hints[key]
         if is_dataclass(tp):
-            kwargs[key] = from_dict(tp, value, f"{prefix}{key}.", source)
+            kwargs[key] = from_dict(tp, value, f"{prefix}{key}.", source, root)
         else:
             kwargs[key] = _coerce(value, tp, prefix + key, False, source)
     return cls(**kwargs)
@@ -287,7 +291,7 @@ def apply_overrides(cfg: T, overrides: list[str]) -> T:
         for depth, part in enumerate(parts):
             hints = typing.get_type_hints(cls)
             if part not in hints:
-                raise _unknown_key(cls, part, prefix, "command line")
+                raise _unknown_key(cls, part, prefix, "command line", type(cfg))
             tp = hints[part]
             last = depth == len(parts) - 1
             if is_dataclass(tp):

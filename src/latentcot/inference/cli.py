@@ -105,6 +105,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generation_flags(p: argparse.ArgumentParser, batch_size: int, out_help: str) -> None:
+    """The flags ``generate`` and ``eval`` share."""
+    p.add_argument("--n-thoughts", type=int, default=None, metavar="K",
+                   help="continuous thoughts (or pauses) per problem (default: the run's method.n_thoughts)")
+    p.add_argument("--batch-size", type=int, default=batch_size, metavar="B",
+                   help=f"problems per batch (default {batch_size})")
+    p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+                   help="longest continuation (default: the run's method.max_new_tokens)")
+    p.add_argument("--out", default="", metavar="FILE.jsonl", help=out_help)
+    p.add_argument("--show-latent", action="store_true",
+                   help="assorted: add each output's latent codes decoded to text by the VQ-VAE (latent_text)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+
+
 def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "eval", help="accuracy, generated tokens, forward passes and time per problem of a saved run",
@@ -112,15 +126,8 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
                     "JSON row per problem (default RUN_DIR/eval/DATA[_kK].jsonl) plus a .summary.json.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (its newest checkpoint) or checkpoint")
     p.add_argument("--data", required=True, metavar="FILE", help="problem file (.json, .jsonl or iCoT .txt)")
-    p.add_argument("--n-thoughts", type=int, default=None, metavar="K",
-                   help="continuous thoughts (or pauses) per problem (default: the run's method.n_thoughts)")
-    p.add_argument("--batch-size", type=int, default=64, metavar="B", help="problems per batch (default 64)")
-    p.add_argument("--max-new-tokens", type=int, default=None, metavar="N")
     p.add_argument("--max-problems", type=int, default=0, metavar="N", help="only the first N problems")
-    p.add_argument("--out", default="", metavar="FILE.jsonl", help="per-problem rows (default under RUN_DIR/eval)")
-    p.add_argument("--show-latent", action="store_true", help="assorted: add each output's latent codes decoded "
-                   "to text by the VQ-VAE (field latent_text)")
-    p.add_argument("--device", default="auto")
+    _generation_flags(p, batch_size=64, out_help="per-problem rows (default under RUN_DIR/eval)")
     p.set_defaults(func=cmd_eval)
     return p
 
@@ -135,14 +142,6 @@ def add_generate_parser(subparsers) -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--question", metavar="TEXT", help="one question, as it appears in the data")
     source.add_argument("--data", metavar="FILE", help="problem file (.json, .jsonl or iCoT .txt)")
-    p.add_argument("--n-thoughts", type=int, default=None, metavar="K",
-                   help="continuous thoughts per problem (default: the config's method.n_thoughts)")
-    p.add_argument("--batch-size", type=int, default=32, metavar="B", help="problems per batch (default 32)")
-    p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
-                   help="longest continuation (default: the config's method.max_new_tokens)")
-    p.add_argument("--out", default="", metavar="FILE.jsonl", help="write one JSON row per problem here")
-    p.add_argument("--show-latent", action="store_true", help="assorted: show latent codes decoded to text "
-                   "by the VQ-VAE")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    _generation_flags(p, batch_size=32, out_help="write one JSON row per problem here")
     p.set_defaults(func=cmd_generate)
     return p

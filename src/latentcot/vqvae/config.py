@@ -7,15 +7,11 @@ training file give the same vocabulary, and the codes' chunks are cut from the i
 
 from __future__ import annotations
 
-import difflib
-import typing
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-
-from ..config import ConfigError, DataConfig, TokenizerConfig, all_keys, load_config, option
+from ..config import ConfigError, DataConfig, TokenizerConfig, load_config, option
 
 
 @dataclass
@@ -71,51 +67,8 @@ class VQVAEConfig:
     train: VQVAETrainConfig = field(default_factory=VQVAETrainConfig)
 
 
-def _check_key(key: str, source: str) -> None:
-    """Reject a dotted key the VQ-VAE config lacks, with a hint drawn from *this* config's keys.
-
-    ``latentcot.config`` falls back to the LM config's keys for its hints, which would suggest keys
-    (``model.arch``) that do not exist here; so unknown names are caught first, types are left to it.
-    """
-    cls: Any = VQVAEConfig
-    prefix = ""
-    for part in key.split("."):
-        if not is_dataclass(cls):
-            return  # a leaf with sub-keys: latentcot.config words that error
-        names = [f.name for f in fields(cls)]
-        if part not in names:
-            close = difflib.get_close_matches(part, names, n=1, cutoff=0.5)
-            if close:
-                hint = f"; did you mean '{prefix}{close[0]}'?"
-            else:
-                close = difflib.get_close_matches(key, all_keys(VQVAEConfig), n=1, cutoff=0.6)
-                hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys here: {', '.join(names)}"
-            raise ConfigError(f"{source}: unknown config key '{prefix}{part}'{hint}")
-        cls = typing.get_type_hints(cls)[part]
-        prefix += part + "."
-
-
-def _dotted_keys(data: Any, prefix: str = "") -> list[str]:
-    if not isinstance(data, dict):
-        return [prefix.rstrip(".")] if prefix else []
-    keys = []
-    for key, value in data.items():
-        keys.extend(_dotted_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"])
-    return keys
-
-
 def load_vqvae_config(path: str | Path | None = None, overrides: list[str] | None = None) -> VQVAEConfig:
     """Defaults, then the YAML file (if any), then ``section.key=value`` overrides."""
-    if path is not None:
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
-            data = None  # load_config reports a missing file or bad YAML with its line
-        for key in _dotted_keys(data):
-            _check_key(key, str(path))
-    for item in overrides or []:
-        if "=" in item:
-            _check_key(item.split("=", 1)[0].strip(), "command line")
     cfg = load_config(path, overrides, cls=VQVAEConfig)
     validate(cfg)
     return cfg
