@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from ..data.prosqa import bfs_distances
@@ -53,11 +54,15 @@ class Graph:
         return cls(tuple(record.extra["idx_to_symbol"]), frozenset(tuple(e) for e in record.extra["edges"]),
                    record.extra["root"], record.extra["target"])
 
-    def distances_from(self, node: int) -> dict[int, int]:
+    @cached_property
+    def children(self) -> list[list[int]]:
         children: list[list[int]] = [[] for _ in self.names]
         for parent, child in sorted(self.edges):
             children[parent].append(child)
-        return bfs_distances(children, node)
+        return children
+
+    def distances_from(self, node: int) -> dict[int, int]:
+        return bfs_distances(self.children, node)
 
 
 def written_steps(generated: str) -> list[str]:

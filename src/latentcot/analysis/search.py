@@ -55,9 +55,7 @@ def concept_token_ids(tokenizer, names: Sequence[str]) -> list[int]:
 
 def node_heights(graph: Graph) -> list[int]:
     """Shortest distance from each node to a leaf (a node without children)."""
-    children: list[list[int]] = [[] for _ in graph.names]
-    for parent, child in graph.edges:
-        children[parent].append(child)
+    children = graph.children
     heights: dict[int, int] = {}
 
     def height(node: int) -> int:
@@ -78,15 +76,15 @@ def frontier_values(record: Record, probs: torch.Tensor, tokenizer) -> list[dict
     token_ids = concept_token_ids(tokenizer, graph.names)
     depth = graph.distances_from(graph.root)
     heights = node_heights(graph)
+    # one search per reachable node, shared by every thought
+    to_target = {node: graph.distances_from(node).get(graph.target) for node, d in depth.items() if d > 0}
     rows = []
     for i in range(1, probs.shape[0] + 1):
-        for node, d in sorted(depth.items()):
-            if d == 0:
-                continue
-            to_target = graph.distances_from(node).get(graph.target)
+        for node, distance in sorted(to_target.items()):
+            d = depth[node]
             rows.append({"thought": i, "node": graph.names[node], "depth": d, "frontier": d == i,
                          "value": float(probs[i - 1, token_ids[node]]), "height": heights[node],
-                         "leads_to_target": to_target is not None, "distance_to_target": to_target})
+                         "leads_to_target": distance is not None, "distance_to_target": distance})
     return rows
 
 
