@@ -38,7 +38,13 @@ class DataConfig:
     valid: str = option("", "validation problems, evaluated after each epoch")
     test: str = option("", "test problems")
     max_train: int = option(0, "use only the first N training problems (0 = all)")
+    epoch_size: int = option(
+        0, "problems per epoch (0 = all): epoch e takes the next N problems of the training set, wrapping "
+        "around, so a large generated set is seen a window at a time and each epoch is short")
     max_eval: int = option(0, "evaluate on only the first N problems (0 = all)")
+    encoding: Literal["text", "graph"] = option(
+        "text", "text: problems as written; graph: ProsQA-style graphs as node ids and 'src dst |' edges "
+        "(latentcot.data.encodings), decoded back to the file's words for evaluation")
 
 
 @dataclass

@@ -24,6 +24,7 @@ def _parse_ks(text: str) -> list[int]:
 
 
 def _load(args: argparse.Namespace):
+    from ..data.encodings import build_encoding
     from ..data.io import load_records
     from ..inference.cli import load_run
     from ..training.trainer import pick_device
@@ -35,7 +36,7 @@ def _load(args: argparse.Namespace):
         raise ValueError(f"{args.data}: no problems")
     cfg, model, tokenizer, method = load_run(args.run_dir)
     model.to(pick_device(args.device))
-    return records, model, tokenizer, method
+    return records, model, tokenizer, method, build_encoding(cfg.data.encoding)
 
 
 def run_paths(args: argparse.Namespace) -> dict:
@@ -43,13 +44,14 @@ def run_paths(args: argparse.Namespace) -> dict:
     from ..evaluation import evaluate
     from .paths import PATH_CLASSES, classify_path, plot_path_classes
 
-    records, model, tokenizer, method = _load(args)
+    records, model, tokenizer, method, encoding = _load(args)
     out = Path(args.out)
     ks = _parse_ks(args.k) if method.continuous else [0]
     table: dict[int, dict] = {}
     for k in ks:
         result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size,
-                          n_thoughts=k if method.continuous else None, progress=sys.stderr.isatty())
+                          n_thoughts=k if method.continuous else None, progress=sys.stderr.isatty(),
+                          encoding=encoding)
         counts = {c: 0 for c in PATH_CLASSES}
         for row, record in zip(result.rows, records):
             row["path_class"] = classify_path(record, row["generated"])
@@ -70,10 +72,11 @@ def run_search(args: argparse.Namespace) -> dict:
     from ..data.io import atomic_write
     from .search import frontier_values, plot_frontier_values, summarize, thought_probabilities, top_tokens
 
-    records, model, tokenizer, method = _load(args)
+    records, model, tokenizer, method, encoding = _load(args)
     out = Path(args.out)
     k = args.n_thoughts if args.n_thoughts is not None else method.default_thoughts()
-    probs = thought_probabilities(model, tokenizer, method, records, k, batch_size=args.batch_size)
+    encoded = encoding.encode_all(records, args.data)
+    probs = thought_probabilities(model, tokenizer, method, encoded, k, batch_size=args.batch_size)
     tops = [{"question": r.question, "answer": r.answer, "thoughts": top_tokens(p, tokenizer, args.top)}
             for r, p in zip(records, probs)]
     atomic_write(out / "thought_tokens.jsonl", "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in tops))
@@ -81,7 +84,7 @@ def run_search(args: argparse.Namespace) -> dict:
     has_graph = all("edges" in r.extra for r in records)
     if has_graph:
         rows = [dict(row, problem=i) for i, (r, p) in enumerate(zip(records, probs))
-                for row in frontier_values(r, p, tokenizer)]
+                for row in frontier_values(r, p, tokenizer, encoding.node_texts(r))]
         atomic_write(out / "frontier_values.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
         report["frontier"] = summarize(rows)
         plot_frontier_values(rows, str(out / "frontier_values.png"), thoughts=(1, 2),

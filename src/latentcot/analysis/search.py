@@ -48,9 +48,9 @@ def thought_probabilities(model, tokenizer, method: Method, records: Sequence[Re
     return out
 
 
-def concept_token_ids(tokenizer, names: Sequence[str]) -> list[int]:
-    """The first token of each name as it appears after ``is a``."""
-    return [tokenizer(" " + name, add_special_tokens=False)["input_ids"][0] for name in names]
+def concept_token_ids(tokenizer, texts: Sequence[str]) -> list[int]:
+    """The first token of each node's text (its name after ``is a``, or its id in the graph encoding)."""
+    return [tokenizer(text, add_special_tokens=False)["input_ids"][0] for text in texts]
 
 
 def node_heights(graph: Graph) -> list[int]:
@@ -66,14 +66,16 @@ def node_heights(graph: Graph) -> list[int]:
     return [height(n) for n in range(len(graph.names))]
 
 
-def frontier_values(record: Record, probs: torch.Tensor, tokenizer) -> list[dict[str, Any]]:
+def frontier_values(record: Record, probs: torch.Tensor, tokenizer, node_texts: Sequence[str] | None = None
+                    ) -> list[dict[str, Any]]:
     """One row per (thought i, node the person reaches): the node's value and place in the graph.
 
     ``frontier`` marks the paper's frontier nodes (exactly i edges from the person at thought i); the
     other reachable nodes are kept so the mass a thought puts at each depth can be read too.
+    ``node_texts``: how the model writes each node (default: its name after a space).
     """
     graph = Graph.of(record)
-    token_ids = concept_token_ids(tokenizer, graph.names)
+    token_ids = concept_token_ids(tokenizer, node_texts or [" " + name for name in graph.names])
     depth = graph.distances_from(graph.root)
     heights = node_heights(graph)
     # one search per reachable node, shared by every thought

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..data.encodings import Encoding
 from ..data.records import Record
 from ..methods import Method
 
@@ -58,23 +59,32 @@ class EvalResult:
 
 
 def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_size: int = 32,
-             n_thoughts: int | None = None, max_new_tokens: int | None = None, progress: bool = False
-             ) -> EvalResult:
-    """Generate greedily for every record and score it (see :mod:`latentcot.inference.generate` for costs)."""
+             n_thoughts: int | None = None, max_new_tokens: int | None = None, progress: bool = False,
+             encoding: Encoding | None = None, source: str = "<memory>") -> EvalResult:
+    """Generate greedily for every record and score it (see :mod:`latentcot.inference.generate` for costs).
+
+    ``records`` are in the file's words; ``encoding`` (the run's ``data.encoding``) converts them for the
+    model and converts what it writes back, so rows and accuracy are in the file's words. Rows of an
+    encoded run also keep the model's own text as ``generated_encoded``.
+    """
     from ..inference.generate import generate
 
     if not records:
         raise ValueError("evaluate needs at least one problem")
-    generations = generate(model, tokenizer, method, records, batch_size=batch_size, n_thoughts=n_thoughts,
+    encoding = encoding or Encoding()
+    encoded = encoding.encode_all(records, source)
+    generations = generate(model, tokenizer, method, encoded, batch_size=batch_size, n_thoughts=n_thoughts,
                            max_new_tokens=max_new_tokens, progress=progress)
     rows = []
-    for record, gen in zip(records, generations):
+    for record, enc, gen in zip(records, encoded, generations):
+        text = encoding.decode_output(gen.text, enc)
         rows.append({
             "question": record.question,
             "answer": record.answer,
-            "generated": gen.text,
-            "predicted": extract_answer(gen.text),
-            "correct": is_correct(gen.text, record),
+            "generated": text,
+            **({"generated_encoded": gen.text} if enc is not record else {}),
+            "predicted": extract_answer(text),
+            "correct": is_correct(text, record),
             "n_thoughts": gen.n_thoughts,
             "generated_tokens": gen.generated_tokens,
             "forward_passes": gen.forward_passes,

@@ -37,6 +37,7 @@ def _add_latent_text(method, rows: list[dict]) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from ..data.encodings import build_encoding
     from ..data.io import load_records
     from ..data.records import Record
     from ..evaluation import evaluate
@@ -49,12 +50,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     records = [Record(args.question, [], "")] if args.question is not None else load_records(args.data)
     if not records:
         raise ValueError(f"{args.data}: no problems")
-    _, model, tokenizer, method = load_run(args.run_dir)
+    cfg, model, tokenizer, method = load_run(args.run_dir)
     from ..training.trainer import pick_device
 
     model.to(pick_device(args.device))
     result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
-                      max_new_tokens=args.max_new_tokens, progress=args.data is not None and sys.stderr.isatty())
+                      max_new_tokens=args.max_new_tokens, progress=args.data is not None and sys.stderr.isatty(),
+                      encoding=build_encoding(cfg.data.encoding), source=args.data or "--question")
     if args.show_latent:
         _add_latent_text(method, result.rows)
     if args.out:
@@ -73,6 +75,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from ..data.encodings import build_encoding
     from ..data.io import atomic_write, load_records
     from ..evaluation import evaluate
     from ..training.checkpoint import resolve_run
@@ -88,10 +91,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not records:
         raise ValueError(f"{args.data}: no problems")
     checkpoint = resolve_run(args.run_dir)
-    _, model, tokenizer, method = load_run(checkpoint)
+    cfg, model, tokenizer, method = load_run(checkpoint)
     model.to(pick_device(args.device))
     result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
-                      max_new_tokens=args.max_new_tokens, progress=sys.stderr.isatty())
+                      max_new_tokens=args.max_new_tokens, progress=sys.stderr.isatty(),
+                      encoding=build_encoding(cfg.data.encoding), source=args.data or "--question")
     if args.show_latent:
         _add_latent_text(method, result.rows)
     k = "" if args.n_thoughts is None else f"_k{args.n_thoughts}"

@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import Config, save_config
+from ..data.encodings import build_encoding
 from ..data.io import load_records
 from ..data.records import Record
 from ..methods import Example, Method, TokenizedRecord, build_method, method_class, tokenize_records
@@ -71,6 +72,9 @@ class Trainer:
         self.train_records = list(train_records) if train_records is not None else self._load(cfg.data.train, "data.train")
         if cfg.data.max_train:
             self.train_records = self.train_records[: cfg.data.max_train]
+        # Training sees the encoded problems; validation stays in the file's words and evaluate() converts.
+        self.encoding = build_encoding(cfg.data.encoding)
+        self.train_records = self.encoding.encode_all(self.train_records, cfg.data.train or "data.train")
         if valid_records is not None:
             self.valid_records = list(valid_records)
         else:
@@ -90,7 +94,8 @@ class Trainer:
             tokenize_records(self.train_records, self.tokenizer), str(self.device))
         self.optimizer = self._new_optimizer()
         # global_batches() drops a ragged last batch, so an epoch has floor(n / batch) steps.
-        self.total_steps = cfg.train.epochs * max(len(self.train_tokens) // cfg.train.batch_size, 1)
+        self.epoch_size = min(cfg.data.epoch_size or len(self.train_tokens), len(self.train_tokens))
+        self.total_steps = cfg.train.epochs * max(self.epoch_size // cfg.train.batch_size, 1)
         self.autocast = self._autocast()
         self.metrics = MetricsLog(self.output_dir / "metrics.jsonl", enabled=self.dist.is_main,
                                   tensorboard_dir=self.output_dir / "tensorboard" if cfg.train.tensorboard else None)
@@ -170,11 +175,19 @@ class Trainer:
                 get_optimizer_state_dict(self.model, self.optimizer, options=options))
 
     # -- data --------------------------------------------------------------------------------------
+    def epoch_records(self, epoch: int) -> list[TokenizedRecord]:
+        """The training problems of this epoch: all of them, or the epoch's window of ``data.epoch_size``."""
+        total, size = len(self.train_tokens), self.epoch_size
+        if size >= total:
+            return self.train_tokens
+        start = (epoch * size) % total
+        return [self.train_tokens[(start + i) % total] for i in range(size)]
+
     def epoch_examples(self, epoch: int) -> list[Example]:
         """This epoch's rendered problems in this epoch's order; identical on every process."""
         seed = self.cfg.seed * 1_000_003 + epoch
         render_rng = random.Random(seed)
-        examples = [self.method.train_example(r, epoch, render_rng) for r in self.train_tokens]
+        examples = [self.method.train_example(r, epoch, render_rng) for r in self.epoch_records(epoch)]
         random.Random(seed + 7919).shuffle(examples)
         return examples
 
@@ -254,7 +267,8 @@ class Trainer:
         from ..evaluation import evaluate
 
         result = evaluate(self.model, self.tokenizer, self.method, self.valid_records,
-                          batch_size=self.cfg.train.eval_batch_size, progress=self.cfg.train.progress)
+                          batch_size=self.cfg.train.eval_batch_size, progress=self.cfg.train.progress,
+                          encoding=self.encoding)
         summary = result.summary()
         self.metrics.log("eval", self.state.step, epoch=epoch, stage=self.method.stage_at(epoch), **summary)
         return summary

@@ -1,0 +1,224 @@
+"""Problem encodings: how a record is written for the model, and how the model's output is read back.
+
+``text`` feeds the record as it is. ``graph`` is the compact symbolic form of Zhu, Hao et al. (2025,
+"Reasoning by Superposition") for problems that carry a graph (ProsQA: ``idx_to_symbol``, ``edges``,
+``root``, ``target``, ``neg_target``): node ids instead of names, an edge written ``src dst |``, the two
+options after ``Q`` and the asked person after ``R``::
+
+    question  Every shumpus is a rempus. Davis is a shumpus. ... Is Tom a lempus or scrompus?
+    graph     2 5 | 0 2 | ... Q 16 13 R 1
+    steps     Tom is a terpus. / Every terpus is a brimpus.   ->   1 3 / 3 14
+    answer    Tom is a lempus.   ->   16
+
+About 115 tokens a question instead of about 215 words. The node ids are the record's own indices
+(``idx_to_symbol``): in the official files and our generator they follow the graph's growth order.
+Edges keep the order of the question's facts and the options keep theirs, so nothing the model sees
+is reordered. Output is decoded back to the file's words (:meth:`Encoding.decode_output`), so every
+evaluation row and accuracy is in the words of the file and any scorer can check them.
+
+The markers are single letters rather than the paper's ``[Q]``/``[R]`` so that the byte-level word
+tokenizer keeps each one a single token.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import ClassVar, Sequence
+
+from .records import DataError, Record
+
+GRAPH_FIELDS = ("idx_to_symbol", "edges", "root", "target", "neg_target")
+EDGE_END = "|"
+OPTIONS_MARK = "Q"
+ROOT_MARK = "R"
+
+_FACT_RE = re.compile(r"(?:Every (\w+)|(\w+)) is a (\w+)\.")
+_ASK_RE = re.compile(r"Is (\w+) a (\w+) or (\w+)\?")
+_PAIR_RE = re.compile(r"\s*(\d+)\s+(\d+)\s*")
+_ANSWER_TAIL_RE = re.compile(r"(.*?)(#+\s*)([^#]*)", re.DOTALL)  # steps, the last "###", the answer
+
+
+class Encoding:
+    """Identity: the record as it is (``data.encoding: text``)."""
+
+    name: ClassVar[str] = "text"
+
+    def encode(self, record: Record, source: str = "<memory>", where: str = "record 0") -> Record:
+        return record
+
+    def decode_output(self, generated: str, encoded: Record) -> str:
+        """A generated text (for the encoded record) in the words of the original file."""
+        return generated
+
+    def encode_all(self, records: Sequence[Record], source: str = "<memory>") -> list[Record]:
+        return [self.encode(r, source, f"record {i}") for i, r in enumerate(records)]
+
+    def node_texts(self, record: Record) -> list[str]:
+        """How each graph node is written after a space, as the model reads it (for thought decoding)."""
+        return [" " + name for name in record.extra["idx_to_symbol"]]
+
+
+@dataclass(frozen=True)
+class _Graph:
+    names: list[str]
+    edges: list[tuple[int, int]]
+    root: int
+
+    @property
+    def persons(self) -> set[int]:
+        # The generator's rule: a node without parents is a person, and persons state "Alex is a X."
+        children = {c for _, c in self.edges}
+        return {i for i in range(len(self.names)) if i not in children}
+
+    def fact(self, parent: int, child: int, persons: set[int]) -> str:
+        if parent in persons:
+            return f"{self.names[parent]} is a {self.names[child]}."
+        return f"Every {self.names[parent]} is a {self.names[child]}."
+
+
+class GraphEncoding(Encoding):
+    """Node ids and ``src dst |`` edges (``data.encoding: graph``)."""
+
+    name = "graph"
+
+    def encode(self, record: Record, source: str = "<memory>", where: str = "record 0") -> Record:
+        def fail(message: str, field: str) -> DataError:
+            return DataError(source, where, f"{message} (data.encoding=graph)", field)
+
+        extra = record.extra
+        if not all(k in extra for k in GRAPH_FIELDS):
+            extra = dict(extra, **graph_fields_from_question(record.question, source, where))
+        names = extra["idx_to_symbol"]
+        index = {name: i for i, name in enumerate(names)}
+        body, ask = _split_question(record.question)
+        if ask is None:
+            raise fail("no final 'Is X a A or B?' sentence", "question")
+        person, first, second = ask.groups()
+        facts = []
+        for m in _FACT_RE.finditer(body):
+            parent, child = m.group(1) or m.group(2), m.group(3)
+            if parent not in index or child not in index:
+                raise fail(f"fact {m.group(0)!r} names a node missing from idx_to_symbol", "question")
+            facts.append((index[parent], index[child]))
+        for name in (person, first, second):
+            if name not in index:
+                raise fail(f"{name!r} is not in idx_to_symbol", "question")
+        if index[person] != extra["root"]:
+            raise fail(f"asks about {person}, but root is {names[extra['root']]}", "question")
+        steps = []
+        for i, step in enumerate(record.steps):
+            m = _FACT_RE.fullmatch(step.strip())
+            if m is None or (m.group(1) or m.group(2)) not in index or m.group(3) not in index:
+                raise fail(f"step {i} {step!r} is not a fact about nodes of the graph", "steps")
+            steps.append(f" {index[m.group(1) or m.group(2)]} {index[m.group(3)]}")
+        m = _FACT_RE.fullmatch(record.answer.strip())
+        if m is None or m.group(3) not in index:
+            raise fail(f"{record.answer!r} is not '<person> is a <node>.'", "answer")
+        edges = " ".join(f"{p} {c} {EDGE_END}" for p, c in facts)
+        question = f"{edges} {OPTIONS_MARK} {index[first]} {index[second]} {ROOT_MARK} {index[person]}"
+        return Record(question=" " + question.strip(), steps=steps, answer=str(index[m.group(3)]),
+                      extra=dict(extra))
+
+    def decode(self, encoded: Record) -> Record:
+        """The word record an encoded one stands for (the inverse of :meth:`encode`)."""
+        graph = _graph_of(encoded)
+        edges, options, root = parse_graph_question(encoded.question)
+        persons = _Graph(graph.names, edges, root).persons
+        facts = " ".join(graph.fact(p, c, persons) for p, c in edges)
+        a, b = (graph.names[o] for o in options)
+        question = f"{facts} Is {graph.names[root]} a {a} or {b}?".strip()
+        steps = [self._step_words(step, graph, persons) or step for step in encoded.steps]
+        return Record(question=question, steps=steps, answer=self._answer_words(encoded.answer, graph),
+                      extra=dict(encoded.extra))
+
+    def decode_output(self, generated: str, encoded: Record) -> str:
+        graph = _graph_of(encoded)
+        persons = _Graph(graph.names, [tuple(e) for e in encoded.extra["edges"]], graph.root).persons
+        m = _ANSWER_TAIL_RE.fullmatch(generated)
+        body, tail = (m.group(1), m.group(2)) if m else (generated, None)
+        words = "\n".join(self._step_words(line, graph, persons) or line for line in body.split("\n"))
+        if tail is None:
+            return words
+        return f"{words}{m.group(2)}{self._answer_words(m.group(3), graph)}"
+
+    def node_texts(self, record: Record) -> list[str]:
+        return [f" {i}" for i in range(len(record.extra["idx_to_symbol"]))]
+
+    @staticmethod
+    def _step_words(text: str, graph: _Graph, persons: set[int]) -> str | None:
+        m = _PAIR_RE.fullmatch(text)
+        if m is None:
+            return None
+        parent, child = int(m.group(1)), int(m.group(2))
+        if max(parent, child) >= len(graph.names):
+            return None
+        return graph.fact(parent, child, persons)
+
+    @staticmethod
+    def _answer_words(text: str, graph: _Graph) -> str:
+        value = text.strip()
+        if value.isdigit() and int(value) < len(graph.names):
+            return f"{graph.names[graph.root]} is a {graph.names[int(value)]}."
+        return value
+
+
+def _split_question(question: str) -> tuple[str, re.Match | None]:
+    at = question.rfind("Is ")
+    if at < 0:
+        return question, None
+    return question[:at], _ASK_RE.fullmatch(question[at:].strip())
+
+
+def _graph_of(record: Record) -> _Graph:
+    extra = record.extra
+    return _Graph(list(extra["idx_to_symbol"]), [tuple(e) for e in extra["edges"]], int(extra["root"]))
+
+
+def parse_graph_question(question: str) -> tuple[list[tuple[int, int]], tuple[int, int], int]:
+    """Edges, the two options and the root of a ``graph``-encoded question."""
+    tokens = question.split()
+    q, r = tokens.index(OPTIONS_MARK), tokens.index(ROOT_MARK)
+    edge_tokens = tokens[:q]
+    edges = [(int(edge_tokens[i]), int(edge_tokens[i + 1])) for i in range(0, len(edge_tokens), 3)]
+    first, second = (int(x) for x in tokens[q + 1:r])
+    return edges, (first, second), int(tokens[r + 1])
+
+
+def graph_fields_from_question(question: str, source: str = "<memory>", where: str = "record 0") -> dict:
+    """Graph fields for a bare word question (``generate --question``): nodes numbered in a topological
+    order, parents before children and people first, as the generator numbers them."""
+    body, ask = _split_question(question)
+    if ask is None:
+        raise DataError(source, where, "no final 'Is X a A or B?' sentence, and no graph fields "
+                        f"({', '.join(GRAPH_FIELDS)}) to encode it with (data.encoding=graph)", "question")
+    facts = [(m.group(1) or m.group(2), m.group(3)) for m in _FACT_RE.finditer(body)]
+    order: list[str] = []
+    for parent, child in facts:
+        order += [n for n in (parent, child) if n not in order]
+    person, first, second = ask.groups()
+    order += [n for n in (person, first, second) if n not in order]
+    parents = {n: {p for p, c in facts if c == n} for n in order}
+    ranked: list[str] = []
+    while len(ranked) < len(order):
+        ready = [n for n in order if n not in ranked and parents[n] <= set(ranked)]
+        if not ready:
+            raise DataError(source, where, "the facts contain a cycle (data.encoding=graph)", "question")
+        ranked += ready
+    index = {n: i for i, n in enumerate(ranked)}
+    target = second if first not in index else first  # unknown without a proof; only the fields matter
+    return {"idx_to_symbol": ranked, "edges": [[index[p], index[c]] for p, c in facts], "root": index[person],
+            "target": index[target], "neg_target": index[second if target == first else first]}
+
+
+ENCODINGS: dict[str, type[Encoding]] = {cls.name: cls for cls in (Encoding, GraphEncoding)}
+
+
+def build_encoding(name: str) -> Encoding:
+    if name not in ENCODINGS:
+        raise ValueError(f"config key 'data.encoding': unknown encoding {name!r} (choose from {', '.join(ENCODINGS)})")
+    return ENCODINGS[name]()
+
+
+__all__ = ["ENCODINGS", "Encoding", "GraphEncoding", "build_encoding", "graph_fields_from_question",
+           "parse_graph_question"]

@@ -1,0 +1,147 @@
+"""The compact graph encoding (``data.encoding: graph``): round trips on the official file, the same graph
+in both renderings, option order, decoding of model output, and ``latentcot eval`` answering in words."""
+
+import json
+import re
+
+import pytest
+
+from helpers import tiny_prosqa
+from latentcot.cli import main
+from latentcot.data.encodings import GraphEncoding, build_encoding, graph_fields_from_question, parse_graph_question
+from latentcot.data.io import load_records, save_records
+from latentcot.data.records import DataError, Record
+from latentcot.evaluation import extract_answer
+
+ENC = GraphEncoding()
+
+
+def words_facts(question: str) -> list[tuple[str, str]]:
+    """(parent, child) names of each fact, in question order, read with a regex of this test's own."""
+    return [(a or b, c) for a, b, c in re.findall(r"(?:Every ([a-z]+)|([A-Z][a-z]+)) is a ([a-z]+)\.", question)]
+
+
+@pytest.fixture(scope="module")
+def official(request):
+    from conftest import SHARED_DATA
+
+    if not SHARED_DATA.is_dir():
+        pytest.skip("reference data not found")
+    return load_records(SHARED_DATA / "prosqa_valid.json")
+
+
+def test_round_trip_on_all_official_valid_records(official):
+    assert len(official) == 300
+    for i, record in enumerate(official):
+        encoded = ENC.encode(record)
+        assert ENC.decode(encoded).to_dict() == record.to_dict(), i
+
+
+def test_both_renderings_describe_the_same_graph_in_the_same_order(official):
+    for record in official:
+        names = record.extra["idx_to_symbol"]
+        encoded = ENC.encode(record)
+        edges, options, root = parse_graph_question(encoded.question)
+        # the same edges as the question's facts, in the question's order, and as the edges field
+        assert [(names[p], names[c]) for p, c in edges] == words_facts(record.question)
+        assert sorted(edges) == sorted(tuple(e) for e in record.extra["edges"])
+        asked = re.search(r"Is (\w+) a (\w+) or (\w+)\?$", record.question).groups()
+        assert names[root] == asked[0] and root == record.extra["root"]
+        assert (names[options[0]], names[options[1]]) == asked[1:]  # option order kept
+        assert {options[0], options[1]} == {record.extra["target"], record.extra["neg_target"]}
+        # steps: one edge each, the path from the root to the answer
+        pairs = [tuple(int(x) for x in s.split()) for s in encoded.steps]
+        assert [(names[p], names[c]) for p, c in pairs] == [words_facts(s)[0] for s in record.steps]
+        assert pairs[0][0] == root and pairs[-1][1] == int(encoded.answer) == record.extra["target"]
+
+
+def test_the_true_option_comes_first_about_half_the_time(official):
+    first = [parse_graph_question(ENC.encode(r).question)[1][0] == r.extra["target"] for r in official]
+    assert 0.35 < sum(first) / len(first) < 0.65
+
+
+def test_encoding_is_compact(official):
+    from latentcot.tokenization import corpus, train_word_tokenizer
+
+    encoded = ENC.encode_all(official)
+    tok = train_word_tokenizer(corpus(encoded))
+    words = train_word_tokenizer(corpus(official))
+    compact = sum(len(tok(r.question)["input_ids"]) for r in encoded) / len(encoded)
+    wordy = sum(len(words(r.question)["input_ids"]) for r in official) / len(official)
+    assert compact < 130 and wordy > 1.8 * compact
+    assert len(tok) < 50  # node ids, '|', Q, R, '###', newline and the base specials
+
+
+def test_generated_records_round_trip_too():
+    for record in tiny_prosqa(30, seed=4):
+        assert ENC.decode(ENC.encode(record)).to_dict() == record.to_dict()
+
+
+def test_model_output_is_read_back_in_the_files_words(official):
+    record = official[0]  # Tom -> terpus -> brimpus -> lempus; options lempus, scrompus
+    encoded = ENC.encode(record)
+    ids = {name: i for i, name in enumerate(record.extra["idx_to_symbol"])}
+    path = f" {ids['Tom']} {ids['terpus']}\n {ids['terpus']} {ids['brimpus']}\n {ids['brimpus']} {ids['lempus']}\n"
+    text = ENC.decode_output(path + f"### {ids['lempus']}", encoded)
+    assert text == "\n".join(record.steps) + "\n### Tom is a lempus."
+    assert extract_answer(text) == record.answer
+    wrong = ENC.decode_output(f"### {ids['scrompus']}", encoded)
+    assert extract_answer(wrong) == "Tom is a scrompus." != record.answer
+    # what is not an id of this graph stays as written
+    assert ENC.decode_output("### 99", encoded) == "### 99"
+    assert ENC.decode_output(" 3 4 5", encoded) == " 3 4 5"
+
+
+def test_a_bare_question_gets_graph_fields_in_topological_order():
+    record = tiny_prosqa(1, seed=2)[0]
+    fields = graph_fields_from_question(record.question)
+    names, edges = fields["idx_to_symbol"], fields["edges"]
+    assert sorted(names) == sorted(record.extra["idx_to_symbol"])
+    assert all(p < c for p, c in edges)
+    person = record.extra["idx_to_symbol"][record.extra["root"]]
+    assert names[fields["root"]] == person
+    bare = Record(record.question, [], "x")
+    with pytest.raises(DataError, match="field 'answer'"):
+        ENC.encode(bare)  # 'x' is no answer sentence
+    encoded = ENC.encode(Record(record.question, [], f"{person} is a {names[-1]}."))
+    assert ENC.decode(encoded).question == record.question
+
+
+def test_bad_records_name_the_record_and_field():
+    record = tiny_prosqa(1)[0]
+    broken = Record("Every wumpus is a rompus.", [], record.answer)
+    with pytest.raises(DataError, match=r"f.json: record 3: field 'question'.*data.encoding=graph"):
+        ENC.encode(broken, "f.json", "record 3")
+    bad_step = Record(record.question, ["Tom likes cats."], record.answer, dict(record.extra))
+    with pytest.raises(DataError, match="field 'steps'"):
+        ENC.encode(bad_step)
+    with pytest.raises(ValueError, match="data.encoding"):
+        build_encoding("symbols")
+
+
+def test_eval_cli_converts_inside_and_answers_in_words(tmp_path, capsys):
+    from test_training import tiny_config
+
+    from latentcot.training import train
+
+    records = tiny_prosqa(16, seed=1)
+    cfg = tiny_config(tmp_path, "train.epochs=1", "data.encoding=graph", "method.name=cot",
+                      "method.max_new_tokens=20", name="graph")
+    trainer = train(cfg, train_records=records)
+    capsys.readouterr()
+    vocab = set(trainer.tokenizer.get_vocab())
+    assert " 0" in {trainer.tokenizer.convert_tokens_to_string([t]) for t in vocab}
+    assert not any("pus" in trainer.tokenizer.convert_tokens_to_string([t]) for t in vocab)
+    valid = tiny_prosqa(5, seed=9)
+    save_records(valid, tmp_path / "valid.json")
+    out = tmp_path / "rows.jsonl"
+    assert main(["eval", str(tmp_path / "graph"), "--data", str(tmp_path / "valid.json"), "--out", str(out),
+                 "--device", "cpu"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 5 and summary["accuracy"] == sum(r["correct"] for r in rows) / 5
+    for row, record in zip(rows, valid):
+        assert row["question"] == record.question and row["answer"] == record.answer
+        assert row["generated"] == ENC.decode_output(row["generated_encoded"], ENC.encode(record))
+        assert row["predicted"] == extract_answer(row["generated"])
+        assert row["correct"] == (row["predicted"] == record.answer)
