@@ -59,6 +59,64 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
     assert steps == sorted(set(steps))
 
 
+def test_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
+    records = tiny_prosqa(40, seed=1)
+    # 5 steps an epoch; dropout on and a stage change (optimizer reset) inside the run
+    common = ["train.epochs=3", "train.batch_size=8", "model.dropout=0.1", "train.save_every_steps=2",
+              "train.lr_schedule=cosine"]
+    full = train(tiny_config(tmp_path, *common, name="full"), train_records=records)
+
+    class KilledAt(Trainer):
+        def train_step(self, batch):
+            if self.state.step == 7:  # epoch 2, batch 3: after the checkpoint at step 6
+                raise Interrupt
+            return super().train_step(batch)
+
+    cfg = tiny_config(tmp_path, *common, name="cut")
+    with pytest.raises(Interrupt):
+        KilledAt(cfg, train_records=records).fit()
+    names = [p.name for p in list_checkpoints(cfg.output_dir)]
+    assert names == ["epoch_001", "epoch_001_step_00000006"]  # epoch 1's mid-epoch ones were superseded
+    resumed = Trainer(cfg, train_records=records)
+    assert (resumed.state.epoch, resumed.state.step, resumed.state.batch) == (1, 6, 1)
+    resumed.fit()
+
+    expected, got = weights(full.model), weights(resumed.model)
+    for key in expected:
+        assert torch.equal(expected[key], got[key]), key
+    assert resumed.state.history == full.state.history  # the epoch's mean loss counts the batches before the kill
+    steps = [m["step"] for m in read_metrics(tmp_path / "cut" / "metrics.jsonl") if m["type"] == "train"]
+    assert steps == [m["step"] for m in read_metrics(tmp_path / "full" / "metrics.jsonl") if m["type"] == "train"]
+    assert [p.name for p in list_checkpoints(cfg.output_dir)] == ["epoch_001", "epoch_002", "epoch_003"]
+
+
+def test_time_based_checkpoints(tmp_path, monkeypatch):
+    import latentcot.training.trainer as trainer_module
+
+    clock = iter(range(0, 10_000, 50))  # every call to the clock: 50 s later
+    monkeypatch.setattr(trainer_module.time, "monotonic", lambda: next(clock))
+    cfg = tiny_config(tmp_path, "train.epochs=1", "train.batch_size=4", "train.save_every_minutes=1.5")
+    seen = []
+    original = Trainer.save_progress
+
+    def spy(self, epoch):
+        seen.append(self.state.step)
+        return original(self, epoch)
+
+    monkeypatch.setattr(Trainer, "save_progress", spy)
+    train(cfg, train_records=tiny_prosqa(24))
+    assert seen == [2, 4]  # 100 s after the previous save each time; none at the epoch's last step
+
+
+def test_epoch_windows_walk_through_the_training_set(tmp_path):
+    records = tiny_prosqa(10, seed=3)
+    trainer = Trainer(tiny_config(tmp_path, "data.epoch_size=4", "method.name=cot"), train_records=records)
+    questions = [t.question for t in trainer.train_tokens]
+    windows = [[questions.index(r.question) for r in trainer.epoch_records(e)] for e in range(3)]
+    assert windows == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 0, 1]]
+    assert trainer.total_steps == 10 * (4 // 8 or 1)
+
+
 def test_checkpoint_contents_and_pruning(tmp_path):
     cfg = tiny_config(tmp_path, "train.epochs=2", "train.keep_checkpoints=1", "method.name=cot")
     trainer = train(cfg, train_records=tiny_prosqa(16))
@@ -209,3 +267,28 @@ def test_tensorboard_mirror_writes_event_files(tmp_path):
     accumulator = EventAccumulator(str(events[0].parent))
     accumulator.Reload()
     assert "train/loss" in accumulator.Tags()["scalars"]
+
+
+def test_length_buckets_keep_the_epochs_problems_and_cut_padding(tmp_path):
+    records = tiny_prosqa(64, seed=5)
+    plain = Trainer(tiny_config(tmp_path, "method.name=cot", "train.batch_size=4"), train_records=records)
+    bucketed = Trainer(tiny_config(tmp_path, "method.name=cot", "train.batch_size=4", "train.bucket_batches=8"),
+                       train_records=records)
+    examples = plain.epoch_examples(0)
+    a, b = plain.global_batches(examples, 0), bucketed.global_batches(examples, 0)
+    assert len(a) == len(b) == 16 and all(len(batch) == 4 for batch in b)
+    assert sorted(id(e) for batch in a for e in batch) == sorted(id(e) for batch in b for e in batch)
+
+    def padding(batches):
+        return sum(len(batch) * max(len(e.input_ids) for e in batch) - sum(len(e.input_ids) for e in batch)
+                   for batch in batches)
+
+    assert padding(b) < padding(a)
+    # each window of 8 batches holds the same problems as before, sorted by length into batches
+    for lo in range(0, 16, 8):
+        window = sorted((e for batch in a[lo:lo + 8] for e in batch), key=lambda e: len(e.input_ids))
+        chunks = [window[i:i + 4] for i in range(0, 32, 4)]
+        assert sorted(map(lambda c: [id(e) for e in c], chunks)) == \
+            sorted([id(e) for e in batch] for batch in b if any(e in window for e in batch))
+    assert [[id(e) for e in batch] for batch in bucketed.global_batches(examples, 0)] == \
+        [[id(e) for e in batch] for batch in b]  # deterministic for an epoch

@@ -105,6 +105,9 @@ class TrainConfig:
     micro_batch_size: int = option(0, "problems per forward pass (0 = batch_size); the rest is accumulated")
     epochs: int = option(10, "training epochs")
     grad_clip: float = option(1.0, "max gradient norm (0 = off)")
+    bucket_batches: int = option(
+        0, "group problems of similar length into batches, within windows of this many batches of the "
+        "shuffled epoch (less padding; 0 or 1 = off)")
     lr_schedule: Literal["constant", "cosine"] = option(
         "constant", "constant (the papers' choice) or cosine decay to 10% over the run")
     warmup_steps: int = option(0, "linear learning-rate warm-up steps")
@@ -114,7 +117,11 @@ class TrainConfig:
     resume: bool = option(True, "continue from the newest checkpoint in output_dir if there is one")
     eval_every: int = option(1, "evaluate on data.valid every N epochs (0 = never)")
     eval_batch_size: int = option(64, "problems per generation batch during evaluation")
-    keep_checkpoints: int = option(0, "keep only the newest N epoch checkpoints (0 = all)")
+    keep_checkpoints: int = option(0, "keep only the newest N checkpoints (0 = all)")
+    save_every_steps: int = option(0, "also checkpoint inside an epoch every N optimizer steps (0 = only at epoch "
+                                      "ends); a run killed mid-epoch resumes from there")
+    save_every_minutes: float = option(0.0, "also checkpoint inside an epoch when this many minutes have passed "
+                                            "since the last checkpoint (0 = off)")
     log_every: int = option(10, "write a training metrics line every N optimizer steps")
     tensorboard: bool = option(False, "also log to TensorBoard (needs the tensorboard extra)")
     device: str = option("auto", "auto (cuda if available), cpu, cuda, cuda:1, ...")

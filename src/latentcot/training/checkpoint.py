@@ -1,4 +1,9 @@
-"""Epoch checkpoints: weights (safetensors), config, tokenizer, optimizer, RNG states and progress.
+"""Checkpoints: weights (safetensors), config, tokenizer, optimizer, RNG states and progress.
+
+One is written at the end of each epoch (``epoch_003``) and, with ``train.save_every_steps`` or
+``train.save_every_minutes``, inside an epoch too (``epoch_002_step_00001500``: two epochs done, 1500
+optimizer steps taken); names sort in training order, so the newest is the one to resume from. An
+epoch's own checkpoint supersedes its mid-epoch ones, which are then deleted.
 
 Each checkpoint is written into a temporary directory and renamed into place, with ``state.json``
 written last, so a run killed while saving leaves the previous checkpoints intact and never a
@@ -21,8 +26,10 @@ from ..data.io import atomic_directory
 STATE_FILE = "state.json"
 
 
-def checkpoint_dir(output_dir: str | Path, epoch: int) -> Path:
-    return Path(output_dir) / "checkpoints" / f"epoch_{epoch:03d}"
+def checkpoint_dir(output_dir: str | Path, epoch: int, step: int | None = None) -> Path:
+    """``epoch`` counts completed epochs; ``step`` marks a checkpoint taken inside the next one."""
+    name = f"epoch_{epoch:03d}" if step is None else f"epoch_{epoch:03d}_step_{step:08d}"
+    return Path(output_dir) / "checkpoints" / name
 
 
 def list_checkpoints(output_dir: str | Path) -> list[Path]:
@@ -63,9 +70,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(output_dir: str | Path, epoch: int, model, tokenizer, optimizer_state: dict, cfg: Config,
-                    state: dict[str, Any], keep: int = 0, model_state: dict | None = None) -> Path:
-    """``model_state`` replaces ``model.state_dict()`` when the live weights are sharded (FSDP)."""
-    target = checkpoint_dir(output_dir, epoch)
+                    state: dict[str, Any], keep: int = 0, model_state: dict | None = None,
+                    step: int | None = None) -> Path:
+    """``model_state`` replaces ``model.state_dict()`` when the live weights are sharded (FSDP);
+    ``step`` makes it a mid-epoch checkpoint (see :func:`checkpoint_dir`)."""
+    target = checkpoint_dir(output_dir, epoch, step)
     with atomic_directory(target) as tmp:
         model.save_pretrained(tmp, safe_serialization=True, state_dict=model_state)
         tokenizer.save_pretrained(tmp)
@@ -73,6 +82,10 @@ def save_checkpoint(output_dir: str | Path, epoch: int, model, tokenizer, optimi
         torch.save(optimizer_state, tmp / "optimizer.pt")
         torch.save(rng_state(), tmp / "rng.pt")
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
+    if step is None:
+        # The epoch is complete: its mid-epoch checkpoints (taken while it ran) are superseded.
+        for partial in Path(output_dir, "checkpoints").glob(f"epoch_{epoch - 1:03d}_step_*"):
+            shutil.rmtree(partial, ignore_errors=True)
     if keep > 0:
         for old in list_checkpoints(output_dir)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)

@@ -32,6 +32,16 @@ class MetricsLog:
 
         atomic_write(self.path, "".join(line + "\n" for line in kept))
 
+    def truncate_after_step(self, step: int) -> None:
+        """Drop lines a resumed run will write again: those logged after optimizer step ``step``."""
+        if not self.enabled or not self.path.exists():
+            return
+        kept = [line for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= step]
+        from ..data.io import atomic_write
+
+        atomic_write(self.path, "".join(line + "\n" for line in kept))
+
     def log(self, kind: str, step: int, **values: Any) -> None:
         if not self.enabled:
             return

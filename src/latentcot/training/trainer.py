@@ -59,6 +59,8 @@ class TrainState:
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps taken
     history: list[dict] = field(default_factory=list)
+    batch: int = 0  # batches done in the unfinished epoch (a mid-epoch checkpoint resumes after them)
+    epoch_losses: list[float] = field(default_factory=list)  # their losses, for the epoch's mean
 
 
 class Trainer:
@@ -97,6 +99,7 @@ class Trainer:
         self.epoch_size = min(cfg.data.epoch_size or len(self.train_tokens), len(self.train_tokens))
         self.total_steps = cfg.train.epochs * max(self.epoch_size // cfg.train.batch_size, 1)
         self.autocast = self._autocast()
+        self._last_save = time.monotonic()
         self.metrics = MetricsLog(self.output_dir / "metrics.jsonl", enabled=self.dist.is_main,
                                   tensorboard_dir=self.output_dir / "tensorboard" if cfg.train.tensorboard else None)
         if resume_from is not None:
@@ -148,7 +151,8 @@ class Trainer:
 
     def _resume(self, latest: Path) -> None:
         state = ckpt.load_state(latest)
-        self.state = TrainState(epoch=state["epoch"], step=state["step"], history=state.get("history", []))
+        self.state = TrainState(epoch=state["epoch"], step=state["step"], history=state.get("history", []),
+                                batch=state.get("batch", 0), epoch_losses=state.get("epoch_losses", []))
         saved = torch.load(latest / "optimizer.pt", map_location=self.device, weights_only=False)
         if self.sharded:
             from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
@@ -158,9 +162,10 @@ class Trainer:
         else:
             self.optimizer.load_state_dict(saved)
         ckpt.set_rng_state(torch.load(latest / "rng.pt", weights_only=False))
-        self.metrics.truncate_after(self.state.epoch)
+        self.metrics.truncate_after_step(self.state.step)
         if self.dist.is_main:
-            print(f"resumed from {latest} (epoch {self.state.epoch}, step {self.state.step})")
+            inside = f", batch {self.state.batch} of epoch {self.state.epoch + 1}" if self.state.batch else ""
+            print(f"resumed from {latest} (epoch {self.state.epoch}, step {self.state.step}{inside})")
 
     def _full_state(self) -> tuple[dict | None, dict]:
         """Model and optimizer state to save; under FSDP every process takes part in gathering them."""
@@ -191,10 +196,22 @@ class Trainer:
         random.Random(seed + 7919).shuffle(examples)
         return examples
 
-    def global_batches(self, examples: list[Example]) -> list[list[Example]]:
-        size = self.cfg.train.batch_size
+    def global_batches(self, examples: list[Example], epoch: int = 0) -> list[list[Example]]:
+        size, window = self.cfg.train.batch_size, self.cfg.train.bucket_batches
         # A ragged last batch is dropped: every step then averages over the same number of problems.
-        return [examples[i:i + size] for i in range(0, len(examples) - size + 1, size)] or [examples]
+        batches = [examples[i:i + size] for i in range(0, len(examples) - size + 1, size)] or [examples]
+        if window <= 1 or len(batches) < 2:
+            return batches
+        # Length bucketing: inside each run of `window` batches of the shuffled epoch, problems of
+        # similar length go together (less padding), then the batches are shuffled again so that
+        # lengths do not drift through the epoch.
+        kept = [e for batch in batches for e in batch]
+        bucketed = []
+        for lo in range(0, len(kept), size * window):
+            group = sorted(kept[lo:lo + size * window], key=lambda e: len(e.input_ids))
+            bucketed += [group[i:i + size] for i in range(0, len(group), size)]
+        random.Random(self.cfg.seed * 1_000_003 + epoch + 104_729).shuffle(bucketed)
+        return bucketed
 
     def micro_batches(self, batch: list[Example]) -> list[list[Example]]:
         mine = batch[self.dist.rank::self.dist.world_size]
@@ -240,22 +257,33 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> float:
         stage = self.method.stage_at(epoch)
-        if self.method.reset_optimizer_at(epoch):
+        done = self.state.batch  # > 0 when resuming inside this epoch
+        # A mid-epoch checkpoint already holds the optimizer this epoch started with.
+        if self.method.reset_optimizer_at(epoch) and done == 0:
             self.optimizer = self._new_optimizer()
-        batches = self.global_batches(self.epoch_examples(epoch))
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{self.cfg.train.epochs} stage {stage}",
-                   disable=not (self.cfg.train.progress and self.dist.is_main), leave=False, dynamic_ncols=True)
-        losses = []
+        # The epoch's batches are a function of the epoch alone, so a resumed epoch skips exactly the
+        # batches its checkpoint had done.
+        batches = self.global_batches(self.epoch_examples(epoch), epoch)
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{self.cfg.train.epochs} stage {stage}", initial=done,
+                   total=len(batches), disable=not (self.cfg.train.progress and self.dist.is_main), leave=False,
+                   dynamic_ncols=True)
         start = time.perf_counter()
-        for batch in bar:
+        for batch in batches[done:]:
             loss = self.train_step(batch)
-            losses.append(loss)
+            self.state.epoch_losses.append(loss)
+            self.state.batch += 1
             self.state.step += 1
+            bar.update()
             bar.set_postfix(loss=f"{loss:.4f}")
             if self.state.step % max(self.cfg.train.log_every, 1) == 0:
                 self.metrics.log("train", self.state.step, epoch=epoch, stage=stage, loss=loss,
                                  lr=self.optimizer.param_groups[0]["lr"], elapsed=round(time.perf_counter() - start, 3))
+            if self.state.batch < len(batches) and self._mid_epoch_save_due():
+                self.save_progress(epoch)
+        bar.close()
+        losses = self.state.epoch_losses
         mean = sum(losses) / max(len(losses), 1)
+        self.state.batch, self.state.epoch_losses = 0, []
         self.metrics.log("epoch", self.state.step, epoch=epoch, stage=stage, train_loss=mean,
                          seconds=round(time.perf_counter() - start, 2))
         return mean
@@ -273,18 +301,41 @@ class Trainer:
         self.metrics.log("eval", self.state.step, epoch=epoch, stage=self.method.stage_at(epoch), **summary)
         return summary
 
-    def save(self, epoch: int, summary: dict) -> Path | None:
+    def _mid_epoch_save_due(self) -> bool:
+        t = self.cfg.train
+        due = bool(t.save_every_steps) and self.state.step % t.save_every_steps == 0
+        if t.save_every_minutes > 0:
+            late = time.monotonic() - self._last_save >= 60 * t.save_every_minutes
+            if self.dist.enabled:
+                # Clocks differ between processes; all must agree, since saving gathers from each of them.
+                flag = torch.tensor([float(late)], device=self.device)
+                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                late = bool(flag.item())
+            due = due or late
+        return due
+
+    def _write_checkpoint(self, completed: int, stage: int, mid_epoch: bool) -> Path | None:
         barrier(self.dist)
         path = None
         model_state, optimizer_state = self._full_state()
         if self.dist.is_main:
-            state = {"epoch": epoch + 1, "step": self.state.step, "stage": self.method.stage_at(epoch),
-                     "history": self.state.history}
-            path = ckpt.save_checkpoint(self.output_dir, epoch + 1, self.model, self.tokenizer, optimizer_state,
+            state = {"epoch": completed, "step": self.state.step, "stage": stage, "history": self.state.history}
+            if mid_epoch:
+                state.update(batch=self.state.batch, epoch_losses=self.state.epoch_losses)
+            path = ckpt.save_checkpoint(self.output_dir, completed, self.model, self.tokenizer, optimizer_state,
                                         self.cfg, state, keep=self.cfg.train.keep_checkpoints,
-                                        model_state=model_state)
+                                        model_state=model_state, step=self.state.step if mid_epoch else None)
         barrier(self.dist)
+        self._last_save = time.monotonic()
         return path
+
+    def save(self, epoch: int, summary: dict) -> Path | None:
+        """The checkpoint at the end of (0-based) ``epoch``."""
+        return self._write_checkpoint(epoch + 1, self.method.stage_at(epoch), mid_epoch=False)
+
+    def save_progress(self, epoch: int) -> Path | None:
+        """A checkpoint inside (0-based) ``epoch``, after ``state.batch`` of its batches."""
+        return self._write_checkpoint(epoch, self.method.stage_at(epoch), mid_epoch=True)
 
     # -- the whole run -----------------------------------------------------------------------------
     def fit(self) -> list[dict]:
