@@ -292,3 +292,26 @@ def test_length_buckets_keep_the_epochs_problems_and_cut_padding(tmp_path):
             sorted([id(e) for e in batch] for batch in b if any(e in window for e in batch))
     assert [[id(e) for e in batch] for batch in bucketed.global_batches(examples, 0)] == \
         [[id(e) for e in batch] for batch in b]  # deterministic for an epoch
+
+
+def test_export_makes_a_small_directory_eval_accepts(tmp_path, capsys):
+    from latentcot.cli import main
+    from latentcot.data.io import save_records
+
+    cfg = tiny_config(tmp_path, "train.epochs=2", "method.name=cot", "method.max_new_tokens=20")
+    train(cfg, train_records=tiny_prosqa(16))
+    save_records(tiny_prosqa(4, seed=7), tmp_path / "valid.json")
+    out = tmp_path / "models" / "tiny-cot"
+    assert main(["export", cfg.output_dir, "--out", str(out), "--eval-data", str(tmp_path / "valid.json"),
+                 "--batch-size", "2"]) == 0
+    card_summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    names = {p.name for p in out.iterdir()}
+    assert {"model.safetensors", "config.yaml", "tokenizer.json", "README.md", "training.json"} <= names
+    assert not names & {"optimizer.pt", "rng.pt", "state.json"}
+    info = json.loads((out / "training.json").read_text())
+    assert info["runs"][0]["epochs"] == 2 and info["runs"][0]["steps"] == 4
+    card = (out / "README.md").read_text()
+    assert f"{100 * card_summary['accuracy']:.1f}%" in card and f"latentcot eval {out}" in card
+    assert main(["eval", str(out), "--data", str(tmp_path / "valid.json"), "--batch-size", "2",
+                 "--out", str(tmp_path / "rows.jsonl")]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == card_summary["accuracy"]

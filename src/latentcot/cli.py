@@ -237,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_report_parser(sub)
 
+    from .training.export import add_export_parser
+
+    add_export_parser(sub)
+
     p = sub.add_parser("train", help="train a model with any method (single process or under torchrun)",
                        description="Train with a YAML config and dotted overrides. Several GPUs: "
                        "torchrun --nproc_per_node N -m latentcot train --config FILE ...")
