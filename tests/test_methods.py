@@ -134,3 +134,23 @@ def test_unknown_method_and_missing_tokens(tok):
         build_method(MethodConfig(name="coconut"), bare)
     assert set(METHODS) >= {"cot", "no_cot", "coconut", "coconut_wo_curriculum", "coconut_wo_thought",
                             "coconut_pause_as_thought"}
+
+
+def test_batched_tokenization_matches_one_call_per_piece():
+    from helpers import tiny_model, tiny_prosqa
+
+    from latentcot.methods import tokenize_records
+    from latentcot.tokenization import ANSWER_PREFIX, METHOD_TOKENS
+
+    records = tiny_prosqa(7, seed=11)
+    _, tok = tiny_model(records, METHOD_TOKENS)
+
+    def one(text):
+        return tuple(tok(text, add_special_tokens=False)["input_ids"])
+
+    got = tokenize_records(records, tok, chunk=3)  # chunks that cut the list unevenly
+    assert len(got) == 7
+    for record, t in zip(records, got):
+        assert t.question == one(record.question + "\n")
+        assert t.steps == tuple(one(s + "\n") for s in record.steps)
+        assert t.answer == one(ANSWER_PREFIX + record.answer) + (tok.eos_token_id,)

@@ -34,18 +34,30 @@ class TokenizedRecord:
 
 
 def tokenize_record(record: Record, tokenizer) -> TokenizedRecord:
-    def ids(text: str) -> tuple[int, ...]:
-        return tuple(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    return TokenizedRecord(
-        question=ids(record.question + "\n"),
-        steps=tuple(ids(step + "\n") for step in record.steps),
-        answer=ids(ANSWER_PREFIX + record.answer) + (tokenizer.eos_token_id,),
-    )
+    return tokenize_records([record], tokenizer)[0]
 
 
-def tokenize_records(records: Sequence[Record], tokenizer) -> list[TokenizedRecord]:
-    return [tokenize_record(r, tokenizer) for r in records]
+def tokenize_records(records: Sequence[Record], tokenizer, chunk: int = 20_000) -> list[TokenizedRecord]:
+    """Each record's pieces, tokenized separately (a piece's tokens never merge with its neighbour's).
+
+    The pieces of many records go to the tokenizer in one batched call: one call per piece costs
+    about 100 microseconds of Python, minutes for a generated set of 100k problems.
+    """
+    out: list[TokenizedRecord] = []
+    for lo in range(0, len(records), chunk):
+        part = records[lo:lo + chunk]
+        texts = []
+        for record in part:
+            texts.append(record.question + "\n")
+            texts.extend(step + "\n" for step in record.steps)
+            texts.append(ANSWER_PREFIX + record.answer)
+        ids = iter(tuple(x) for x in tokenizer(texts, add_special_tokens=False)["input_ids"])
+        for record in part:
+            question = next(ids)
+            steps = tuple(next(ids) for _ in record.steps)
+            out.append(TokenizedRecord(question=question, steps=steps,
+                                       answer=next(ids) + (tokenizer.eos_token_id,)))
+    return out
 
 
 @dataclass
