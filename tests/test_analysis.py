@@ -134,3 +134,14 @@ def test_report_gathers_curves_table_and_plots(coconut_run, tmp_path):
     assert "## Reasoning paths" in md and "## Latent search" in md and "## Training" in md
     # a directory that is not a run fails with its name
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "r2")]) == 2
+
+
+def test_stage_curves_cli(coconut_run, tmp_path, capsys):
+    from latentcot.cli import main
+
+    run = coconut_run / "coconut"
+    out = tmp_path / "curves.png"
+    assert main(["analyze", "curves", f"coconut={run}", str(run), "--chain", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    assert main(["analyze", "curves", str(tmp_path), "--out", str(out)]) == 2
+    assert "no metrics.jsonl" in capsys.readouterr().err

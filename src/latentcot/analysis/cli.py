@@ -101,6 +101,24 @@ def run_search(args: argparse.Namespace) -> dict:
     return report
 
 
+def run_curves(args: argparse.Namespace) -> int:
+    from .report import plot_stage_curves
+    from ..training.metrics import read_metrics
+
+    runs = {}
+    for item in args.runs:
+        name, sep, path = item.partition("=")
+        run = Path(path if sep else item)
+        if not (run / "metrics.jsonl").exists():
+            raise FileNotFoundError(f"{run}: no metrics.jsonl (is this a run directory?)")
+        runs[name if sep else run.name] = read_metrics(run / "metrics.jsonl")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot_stage_curves(runs, out, chain=args.chain)
+    print(f"wrote {out}")
+    return 0
+
+
 def add_analyze_parser(subparsers) -> None:
     analyze = subparsers.add_parser("analyze", help="what the latent reasoning does (path classes, latent search)")
     sub = analyze.add_subparsers(dest="analyze_command", required=True)
@@ -112,6 +130,13 @@ def add_analyze_parser(subparsers) -> None:
         p.add_argument("--batch-size", type=int, default=64)
         p.add_argument("--max-problems", type=int, default=0, metavar="N", help="only the first N problems")
         p.add_argument("--device", default="auto")
+
+    p = sub.add_parser("curves", help="training loss and validation accuracy per epoch with curriculum stages (PNG)")
+    p.add_argument("runs", nargs="+", metavar="[NAME=]RUN_DIR", help="run directories, in training order")
+    p.add_argument("--out", default="runs/analysis/curves.png", metavar="FILE.png")
+    p.add_argument("--chain", action="store_true",
+                   help="draw the runs one after another (e.g. cot, then the Coconut run continued from it)")
+    p.set_defaults(func=run_curves)
 
     p = sub.add_parser("paths", help="ProsQA: classify outputs (correct / longer path, hallucination, wrong "
                                      "target, correct / incorrect label) for k = 0..6 thoughts; stacked-bar PNG")

@@ -69,6 +69,56 @@ def plot_training_curves(runs: dict[str, list[dict[str, Any]]], path: Path) -> b
     return True
 
 
+def plot_stage_curves(runs: dict[str, list[dict[str, Any]]], path: Path, chain: bool = True) -> bool:
+    """Per run, training loss by step and validation accuracy by epoch, with the curriculum stage of
+    each epoch shaded; with ``chain``, runs are drawn one after the other on a shared step and epoch
+    axis (a cot run, then the Coconut run continued from it), as one training history."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not any(r.get("type") == "train" for rows in runs.values() for r in rows):
+        return False
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(12, 4))
+    step0 = epoch0 = 0
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, rows) in enumerate(runs.items()):
+        color = colors[i % len(colors)]
+        train = [r for r in rows if r.get("type") == "train"]
+        evals = [r for r in rows if r.get("type") == "eval"]
+        epochs = [r for r in rows if r.get("type") == "epoch"]
+        loss_ax.plot([step0 + r["step"] for r in train], [r["loss"] for r in train], color=color, linewidth=1,
+                     label=name)
+        acc_ax.plot([epoch0 + r["epoch"] + 1 for r in evals], [100 * r["accuracy"] for r in evals], marker="o",
+                    color=color, label=name)
+        for r in evals:
+            acc_ax.annotate(f"s{r['stage']}", (epoch0 + r["epoch"] + 1, 100 * r["accuracy"]), fontsize=7,
+                            textcoords="offset points", xytext=(0, 6), ha="center", color=color)
+        previous, start = None, 0
+        for r in epochs:
+            if r["stage"] != previous:
+                loss_ax.axvline(step0 + start, color=color, alpha=0.25, linewidth=0.8)
+                previous = r["stage"]
+            start = r["step"]
+        if chain and train:
+            step0 += train[-1]["step"]
+            epoch0 += (epochs[-1]["epoch"] + 1) if epochs else 0
+    loss_ax.set_yscale("log")
+    loss_ax.set_xlabel("optimizer step")
+    loss_ax.set_ylabel("training loss (per token)")
+    loss_ax.set_title("training loss (thin lines: a new curriculum stage starts)", fontsize=10)
+    loss_ax.legend(fontsize=8, frameon=False)
+    acc_ax.set_xlabel("epoch")
+    acc_ax.set_ylabel("validation accuracy (%)")
+    acc_ax.set_title("validation accuracy after each epoch (sN: stage N)", fontsize=10)
+    acc_ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return True
+
+
 def _newest_eval_summary(run: Path) -> dict[str, Any] | None:
     found = sorted((run / "eval").glob("*.summary.json"), key=lambda p: p.stat().st_mtime) if (run / "eval").is_dir() else []
     return json.loads(found[-1].read_text()) if found else None
