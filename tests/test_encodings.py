@@ -105,6 +105,7 @@ def test_a_bare_question_gets_graph_fields_in_topological_order():
         ENC.encode(bare)  # 'x' is no answer sentence
     encoded = ENC.encode(Record(record.question, [], f"{person} is a {names[-1]}."))
     assert ENC.decode(encoded).question == record.question
+    assert ENC.encode(Record(record.question, [], "")).answer == ""  # generate --question: no answer yet
 
 
 def test_bad_records_name_the_record_and_field():

@@ -113,12 +113,12 @@ class GraphEncoding(Encoding):
                 raise fail(f"step {i} {step!r} is not a fact about nodes of the graph", "steps")
             steps.append(f" {index[m.group(1) or m.group(2)]} {index[m.group(3)]}")
         m = _FACT_RE.fullmatch(record.answer.strip())
-        if m is None or m.group(3) not in index:
+        if record.answer.strip() and (m is None or m.group(3) not in index):
             raise fail(f"{record.answer!r} is not '<person> is a <node>.'", "answer")
         edges = " ".join(f"{p} {c} {EDGE_END}" for p, c in facts)
         question = f"{edges} {OPTIONS_MARK} {index[first]} {index[second]} {ROOT_MARK} {index[person]}"
-        return Record(question=" " + question.strip(), steps=steps, answer=str(index[m.group(3)]),
-                      extra=dict(extra))
+        answer = str(index[m.group(3)]) if m else ""  # no answer: a bare question to generate for
+        return Record(question=" " + question.strip(), steps=steps, answer=answer, extra=dict(extra))
 
     def decode(self, encoded: Record) -> Record:
         """The word record an encoded one stands for (the inverse of :meth:`encode`)."""
@@ -187,7 +187,8 @@ def parse_graph_question(question: str) -> tuple[list[tuple[int, int]], tuple[in
 
 def graph_fields_from_question(question: str, source: str = "<memory>", where: str = "record 0") -> dict:
     """Graph fields for a bare word question (``generate --question``): nodes numbered in a topological
-    order, parents before children and people first, as the generator numbers them."""
+    order, parents before children, people first and the asked person first of all, as the generator
+    numbers them."""
     body, ask = _split_question(question)
     if ask is None:
         raise DataError(source, where, "no final 'Is X a A or B?' sentence, and no graph fields "
@@ -198,6 +199,9 @@ def graph_fields_from_question(question: str, source: str = "<memory>", where: s
         order += [n for n in (parent, child) if n not in order]
     person, first, second = ask.groups()
     order += [n for n in (person, first, second) if n not in order]
+    # the asked person first: in the generator's numbering it is node 0 or 1
+    order.remove(person)
+    order.insert(0, person)
     parents = {n: {p for p, c in facts if c == n} for n in order}
     ranked: list[str] = []
     while len(ranked) < len(order):
