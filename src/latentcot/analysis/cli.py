@@ -102,7 +102,7 @@ def run_search(args: argparse.Namespace) -> dict:
 
 
 def run_curves(args: argparse.Namespace) -> int:
-    from .report import plot_stage_curves
+    from .report import plot_training_curves
     from ..training.metrics import read_metrics
 
     runs = {}
@@ -114,7 +114,7 @@ def run_curves(args: argparse.Namespace) -> int:
         runs[name if sep else run.name] = read_metrics(run / "metrics.jsonl")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    plot_stage_curves(runs, out, chain=args.chain)
+    plot_training_curves(runs, out, chain=args.chain)
     print(f"wrote {out}")
     return 0
 

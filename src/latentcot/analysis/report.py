@@ -32,55 +32,21 @@ code { background: #f6f8fa; padding: .1em .3em; border-radius: 4px; }
 """
 
 
-def plot_training_curves(runs: dict[str, list[dict[str, Any]]], path: Path) -> bool:
-    """Training loss by step and validation accuracy by epoch, one line per run; False if nothing to plot."""
+def plot_training_curves(runs: dict[str, list[dict[str, Any]]], path: Path, chain: bool = False) -> bool:
+    """Training loss by step and validation accuracy by epoch, one line per run, with the start of
+    each curriculum stage marked; False if there is nothing to plot. With ``chain``, runs are drawn one
+    after the other on shared step and epoch axes (a cot run, then the Coconut run continued from it),
+    as one training history."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not any(r.get("type") == "train" for rows in runs.values() for r in rows):
+        return False
     has_eval = any(r.get("type") == "eval" for rows in runs.values() for r in rows)
-    if not any(r.get("type") == "train" for rows in runs.values() for r in rows):
-        return False
-    fig, axes = plt.subplots(1, 2 if has_eval else 1, figsize=(11 if has_eval else 6.5, 3.8), squeeze=False)
-    ax = axes[0][0]
-    for name, rows in runs.items():
-        train = [r for r in rows if r.get("type") == "train"]
-        if train:
-            ax.plot([r["step"] for r in train], [r["loss"] for r in train], label=name, linewidth=1.2)
-    ax.set_yscale("log")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("training loss (per token)")
-    ax.set_title("training loss", fontsize=10)
-    ax.legend(fontsize=8, frameon=False)
-    if has_eval:
-        ax = axes[0][1]
-        for name, rows in runs.items():
-            evals = [r for r in rows if r.get("type") == "eval"]
-            if evals:
-                ax.plot([r["epoch"] + 1 for r in evals], [100 * r["accuracy"] for r in evals], marker="o", label=name)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("validation accuracy (%)")
-        ax.set_title("validation accuracy", fontsize=10)
-        ax.legend(fontsize=8, frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return True
-
-
-def plot_stage_curves(runs: dict[str, list[dict[str, Any]]], path: Path, chain: bool = True) -> bool:
-    """Per run, training loss by step and validation accuracy by epoch, with the curriculum stage of
-    each epoch shaded; with ``chain``, runs are drawn one after the other on a shared step and epoch
-    axis (a cot run, then the Coconut run continued from it), as one training history."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if not any(r.get("type") == "train" for rows in runs.values() for r in rows):
-        return False
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(12, 4))
+    fig, axes = plt.subplots(1, 2 if has_eval else 1, figsize=(12 if has_eval else 6.5, 4), squeeze=False)
+    loss_ax, acc_ax = axes[0][0], axes[0][-1]
     step0 = epoch0 = 0
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (name, rows) in enumerate(runs.items()):
@@ -90,8 +56,9 @@ def plot_stage_curves(runs: dict[str, list[dict[str, Any]]], path: Path, chain: 
         epochs = [r for r in rows if r.get("type") == "epoch"]
         loss_ax.plot([step0 + r["step"] for r in train], [r["loss"] for r in train], color=color, linewidth=1,
                      label=name)
-        acc_ax.plot([epoch0 + r["epoch"] + 1 for r in evals], [100 * r["accuracy"] for r in evals], marker="o",
-                    color=color, label=name)
+        if evals:
+            acc_ax.plot([epoch0 + r["epoch"] + 1 for r in evals], [100 * r["accuracy"] for r in evals],
+                        marker="o", color=color, label=name)
         for r in evals:
             acc_ax.annotate(f"s{r['stage']}", (epoch0 + r["epoch"] + 1, 100 * r["accuracy"]), fontsize=7,
                             textcoords="offset points", xytext=(0, 6), ha="center", color=color)
@@ -109,10 +76,11 @@ def plot_stage_curves(runs: dict[str, list[dict[str, Any]]], path: Path, chain: 
     loss_ax.set_ylabel("training loss (per token)")
     loss_ax.set_title("training loss (thin lines: a new curriculum stage starts)", fontsize=10)
     loss_ax.legend(fontsize=8, frameon=False)
-    acc_ax.set_xlabel("epoch")
-    acc_ax.set_ylabel("validation accuracy (%)")
-    acc_ax.set_title("validation accuracy after each epoch (sN: stage N)", fontsize=10)
-    acc_ax.legend(fontsize=8, frameon=False)
+    if has_eval:
+        acc_ax.set_xlabel("epoch")
+        acc_ax.set_ylabel("validation accuracy (%)")
+        acc_ax.set_title("validation accuracy after each epoch (sN: stage N)", fontsize=10)
+        acc_ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
