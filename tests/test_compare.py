@@ -96,3 +96,16 @@ def test_markdown_table_layout():
     rows = [{"method": "cot", "accuracy": 0.69, "mean_generated_tokens": 20.25, "mean_forward_passes": 20.25,
              "seconds_per_problem": 0.00181}]
     assert markdown_table(rows).splitlines()[2] == "| cot | 69.0% | 20.2 | 20.2 | 1.81 |"
+
+
+def test_only_trains_the_named_runs_and_leaves_unfinished_ones_out(tmp_path, capsys):
+    plan = write_plan(tmp_path, RUNS)
+    assert main(["compare", str(plan), "--only", "pause"]) == 0
+    out = capsys.readouterr().out
+    assert "cot: not finished and not in --only" in out and "icot: its base run has not finished" in out
+    rows = json.loads((tmp_path / "cmp" / "comparison.json").read_text())["rows"]
+    assert [r["method"] for r in rows] == ["pause"]
+    assert not (tmp_path / "cmp" / "cot").exists()
+    # a named run whose base run is missing is an error that says so
+    assert main(["compare", str(plan), "--only", "icot"]) == 2
+    assert "continues from run 'cot', which has not finished" in capsys.readouterr().err

@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="", metavar="FILE", help="problems to evaluate on (overrides the plan's)")
     p.add_argument("--out", default="", metavar="DIR", help="output directory (overrides the plan's)")
     p.add_argument("--batch-size", type=int, default=None, help="generation batch size (default: the plan's, 1)")
-    p.add_argument("--only", default="", metavar="A,B", help="train only these runs; the others must be finished")
+    p.add_argument("--only", default="", metavar="A,B", help="train only these runs; unfinished others are left out of the table")
     p.add_argument("--eval-only", action="store_true", help="train nothing; every run must be finished")
     p.set_defaults(func=cmd_compare)
 

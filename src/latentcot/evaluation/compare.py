@@ -76,6 +76,9 @@ def run_config(plan: ComparePlan, run: CompareRun, finished: dict[str, Path]) ->
     resolved = []
     for item in run.overrides:
         key, _, value = item.partition("=")
+        if value.startswith("@") and value[1:] not in finished:
+            raise RuntimeError(f"run {run.name!r} continues from run {value[1:]!r}, which has not finished "
+                               "training (train it first, e.g. with --only)")
         resolved.append(f"{key}={finished[value[1:]]}" if value.startswith("@") else item)
     cfg = load_config(run.config or plan.base_config or None, [*plan.overrides, *resolved])
     return apply_overrides(cfg, [f"output_dir={Path(plan.output_dir) / run.name}"])
@@ -92,7 +95,9 @@ def is_finished(cfg: Config) -> Path | None:
 
 
 def train_runs(plan: ComparePlan, only: Sequence[str] = (), train_missing: bool = True) -> dict[str, Path]:
-    """Train (or find) every run in plan order; returns run name -> checkpoint to evaluate."""
+    """Train (or find) every run in plan order; returns run name -> checkpoint to evaluate.
+
+    With ``only``, just those runs are trained; the other unfinished runs are left out of the table."""
     from ..training import train
     from ..training.checkpoint import resolve_run
 
@@ -101,12 +106,22 @@ def train_runs(plan: ComparePlan, only: Sequence[str] = (), train_missing: bool 
         if run.checkpoint:
             checkpoints[run.name] = resolve_run(run.checkpoint)
             continue
-        cfg = run_config(plan, run, checkpoints)
+        skipped = bool(only) and run.name not in only
+        try:
+            cfg = run_config(plan, run, checkpoints)
+        except RuntimeError:
+            if skipped:
+                print(f"== {run.name}: its base run has not finished and it is not in --only; left out", flush=True)
+                continue
+            raise
         done = is_finished(cfg)
         if done is None:
-            if not train_missing or (only and run.name not in only):
+            if skipped:
+                print(f"== {run.name}: not finished and not in --only; left out of the table", flush=True)
+                continue
+            if not train_missing:
                 raise RuntimeError(f"run {run.name!r} has not finished training in {cfg.output_dir} "
-                                   "(run the plan without --eval-only, or include it in --only)")
+                                   "(run the plan without --eval-only, or with --only NAME)")
             print(f"\n== training {run.name} ({cfg.method.name}, {cfg.train.epochs} epochs) ==", flush=True)
             train(cfg)
             done = is_finished(cfg)
