@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar, Sequence
 
+from .prosqa import _ASK_RE, _FACT_RE  # the sentence forms the generator writes and its checker reads
 from .records import DataError, Record
 
 GRAPH_FIELDS = ("idx_to_symbol", "edges", "root", "target", "neg_target")
@@ -33,8 +34,6 @@ EDGE_END = "|"
 OPTIONS_MARK = "Q"
 ROOT_MARK = "R"
 
-_FACT_RE = re.compile(r"(?:Every (\w+)|(\w+)) is a (\w+)\.")
-_ASK_RE = re.compile(r"Is (\w+) a (\w+) or (\w+)\?")
 _PAIR_RE = re.compile(r"\s*(\d+)\s+(\d+)\s*")
 _ANSWER_TAIL_RE = re.compile(r"(.*?)(#+\s*)([^#]*)", re.DOTALL)  # steps, the last "###", the answer
 
