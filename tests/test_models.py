@@ -36,6 +36,19 @@ def test_preset_sizes_grow():
         model_from_preset("gpt2", "huge", tok)
 
 
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_size_keys_replace_the_presets(arch):
+    tok = build_tokenizer("word", RECORDS)
+    model = model_from_preset(arch, "cpu-small", tok, n_layer=3, n_embd=96, n_head=6)
+    config = model.config
+    assert (config.num_hidden_layers, config.hidden_size, config.num_attention_heads) == (3, 96, 6)
+    assert len(model.base_model.layers if arch == "llama" else model.base_model.h) == 3
+    model = model_from_preset(arch, "cpu-small", tok, n_embd=256)  # the rest stays the preset's
+    assert (model.config.num_hidden_layers, model.config.hidden_size, model.config.num_attention_heads) == (2, 256, 4)
+    with pytest.raises(ValueError, match="model.n_layer/n_embd/n_head"):
+        model_from_preset(arch, "cpu-small", tok, n_embd=100, n_head=8)
+
+
 def test_new_tokens_copy_an_existing_embedding():
     tok = build_tokenizer("word", RECORDS)
     torch.manual_seed(0)

@@ -61,11 +61,18 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 
 def model_from_preset(arch: str, preset: str, tokenizer: PreTrainedTokenizerBase,
-                      n_positions: int = 1024, dropout: float = 0.0) -> PreTrainedModel:
-    """A randomly initialised causal LM whose vocabulary is exactly the tokenizer's."""
+                      n_positions: int = 1024, dropout: float = 0.0, n_layer: int = 0, n_embd: int = 0,
+                      n_head: int = 0) -> PreTrainedModel:
+    """A randomly initialised causal LM whose vocabulary is exactly the tokenizer's.
+
+    n_layer, n_embd and n_head, when not 0, replace the preset's."""
     if preset not in PRESETS:
         raise ValueError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}")
     size = PRESETS[preset]
+    size = ModelPreset(n_layer=n_layer or size.n_layer, n_embd=n_embd or size.n_embd, n_head=n_head or size.n_head)
+    if min(size.n_layer, size.n_embd, size.n_head) < 1 or size.n_embd % size.n_head:
+        raise ValueError(f"model size n_layer={size.n_layer} n_embd={size.n_embd} n_head={size.n_head}: all must be "
+                         f"positive and n_embd a multiple of n_head (config keys model.n_layer/n_embd/n_head)")
     ids = dict(bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
                pad_token_id=tokenizer.pad_token_id)
     if arch == "gpt2":
@@ -149,7 +156,7 @@ def build_model_and_tokenizer(
                                     min_frequency=tokenizer_cfg.min_frequency, path=tokenizer_cfg.path)
         add_method_tokens(tokenizer, method_tokens)
         model = model_from_preset(model_cfg.arch, model_cfg.preset, tokenizer, model_cfg.n_positions,
-                                  model_cfg.dropout).to(dtype)
+                                  model_cfg.dropout, model_cfg.n_layer, model_cfg.n_embd, model_cfg.n_head).to(dtype)
         return model, tokenizer
     if model_cfg.source == "pretrained":
         if not model_cfg.name_or_path:
