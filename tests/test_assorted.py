@@ -105,7 +105,7 @@ def test_pipeline_from_scratch_and_from_a_cot_run(tmp_path):
 
     from latentcot.config import apply_overrides
     from latentcot.evaluation import evaluate
-    from latentcot.inference.cli import load_run
+    from latentcot.inference import load_run
     from latentcot.training import Trainer, train
     from latentcot.vqvae import VQVAEConfig
     from latentcot.vqvae.train import train_vqvae

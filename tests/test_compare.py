@@ -10,8 +10,8 @@ from helpers import tiny_prosqa
 from latentcot.cli import main
 from latentcot.config import ConfigError
 from latentcot.data.io import save_records
-from latentcot.evaluation.compare import load_plan, markdown_table
-from latentcot.training.checkpoint import list_checkpoints
+from latentcot.compare import load_plan, markdown_table
+from latentcot.runs import list_checkpoints
 
 BASE = {
     "seed": 0,

@@ -82,7 +82,7 @@ def test_shipped_configs_load():
 
     configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("**/*.yaml"))
     assert configs, "configs/ should ship example configs"
-    from latentcot.evaluation.compare import load_plan
+    from latentcot.compare import load_plan
 
     for path in configs:
         if path.parent.name == "compare":

@@ -12,7 +12,7 @@ from latentcot.data.io import save_records
 from latentcot.data.records import Record
 from latentcot.evaluation import evaluate, extract_answer, is_correct
 from latentcot.inference import generate, generate_naive
-from latentcot.inference.cli import add_generate_parser
+from latentcot.evaluation.cli import add_generate_parser
 from latentcot.methods import build_method, method_class, tokenize_record
 from latentcot.models import load_checkpoint_model, save_model
 

@@ -11,7 +11,7 @@ import torch
 from helpers import tiny_prosqa
 from latentcot.config import Config, apply_overrides
 from latentcot.training import Trainer, train
-from latentcot.training.checkpoint import list_checkpoints
+from latentcot.runs import list_checkpoints
 from latentcot.training.metrics import read_metrics
 
 
@@ -194,7 +194,7 @@ def test_two_processes_match_one_on_the_same_global_batch(tmp_path):
 
 
 def test_lr_schedule_is_a_pure_function_of_the_step():
-    from latentcot.training.trainer import lr_at
+    from latentcot.schedule import lr_at
 
     assert [lr_at(s, 100, 1.0, "constant", 0) for s in (0, 50, 99)] == [1.0, 1.0, 1.0]
     assert [lr_at(s, 100, 1.0, "constant", 4) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
@@ -249,7 +249,7 @@ def test_fsdp_two_processes_match_one(tmp_path):
         assert torch.allclose(value, result["weights"][key], atol=1e-5), key
     # the checkpoint written under FSDP holds full (unsharded) weights that load in one process
     from latentcot.models import load_checkpoint_model
-    from latentcot.training.checkpoint import latest_checkpoint
+    from latentcot.runs import latest_checkpoint
 
     loaded, _ = load_checkpoint_model(latest_checkpoint(cfg.output_dir))
     for key, value in loaded.state_dict().items():

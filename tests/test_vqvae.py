@@ -13,7 +13,7 @@ import torch
 from latentcot.config import ConfigError
 from latentcot.data.generators import generate
 from latentcot.data.io import save_records
-from latentcot.methods.base import TokenizedRecord, tokenize_record
+from latentcot.tokenization import TokenizedRecord, tokenize_record
 from latentcot.tokenization import build_tokenizer
 from latentcot.vqvae import VQVAEConfig, load_vqvae_config
 from latentcot.vqvae.model import chunk_examples, chunk_record, codebook_stats, collate_chunks, pad_chunk
@@ -81,8 +81,8 @@ def test_chunks_of_real_records_are_the_lm_rendering():
 def test_tokenizer_is_the_lms(tmp_path):
     from latentcot.config import apply_overrides
     from latentcot.tokenization import METHOD_TOKENS, add_method_tokens
-    from latentcot.training.checkpoint import STATE_FILE, checkpoint_dir
-    from latentcot.vqvae.train import vqvae_tokenizer
+    from latentcot.runs import STATE_FILE, checkpoint_dir
+    from latentcot.vqvae.io import vqvae_tokenizer
 
     records = tiny_records(12)
     lm_tokenizer = build_tokenizer("word", records)
@@ -154,7 +154,7 @@ def test_codes_decode_to_the_trace_text(trained):
 def _tiny_setup(codes_per_chunk: int = 1):
     vq_available()
     from latentcot.config import apply_overrides
-    from latentcot.vqvae.train import build_vqvae, vqvae_tokenizer
+    from latentcot.vqvae.io import build_vqvae, vqvae_tokenizer
 
     records = tiny_records(8)
     cfg = apply_overrides(VQVAEConfig(), TINY_MODEL + [f"model.codes_per_chunk={codes_per_chunk}"])

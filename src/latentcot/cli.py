@@ -130,7 +130,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .evaluation.compare import ComparePlan, CompareRun, compare, load_plan
+    from .compare import ComparePlan, CompareRun, compare, load_plan
 
     if args.plan and args.runs:
         raise ValueError("give either a plan file or --runs, not both")
@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=3e-4")
     p.set_defaults(func=cmd_config_show)
 
-    from .inference.cli import add_eval_parser, add_generate_parser
+    from .evaluation.cli import add_eval_parser, add_generate_parser
 
     add_generate_parser(sub)
     add_eval_parser(sub)

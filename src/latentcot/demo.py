@@ -17,7 +17,7 @@ from .config import Config, apply_overrides
 from .data.generators import generate
 from .data.io import save_records
 from .training import train
-from .training.checkpoint import latest_checkpoint
+from .runs import latest_checkpoint
 
 
 @dataclass
@@ -53,7 +53,7 @@ def _run(name: str, overrides: list[str], out: Path, train_records, valid_record
 
 def run_demo(out: Path, seed: int = 0, settings: DemoSettings | None = None) -> dict:
     from .evaluation import evaluate
-    from .inference.cli import load_run
+    from .inference import load_run
 
     s = settings or DemoSettings()
     start = time.perf_counter()

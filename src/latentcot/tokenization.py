@@ -8,6 +8,7 @@ vocabulary.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -90,7 +91,7 @@ def tokenizer_location(name_or_path: str) -> str:
     ``checkpoints/``) the newest checkpoint, which holds the run's tokenizer."""
     path = Path(name_or_path)
     if path.is_dir() and not any((path / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")):
-        from .training.checkpoint import latest_checkpoint
+        from .runs import latest_checkpoint
 
         latest = latest_checkpoint(path)
         if latest is not None:
@@ -135,3 +136,48 @@ def build_tokenizer(kind: str, records: Sequence[Record] = (), *, vocab_size: in
         raise ValueError("tokenizer.kind=pretrained takes the model's tokenizer: set model.source to "
                          "'pretrained' or 'smollm2', or give tokenizer.path")
     raise ValueError(f"unknown tokenizer kind {kind!r}; expected word, bpe or pretrained")
+
+
+# --------------------------------------------------------------------------- problems as token pieces
+
+
+@dataclass(frozen=True)
+class TokenizedRecord:
+    """A problem cut into token pieces once, so each epoch's rendering is list concatenation.
+
+    ``question`` ends with the newline that separates it from what follows, each step ends with its
+    newline, and ``answer`` is ``"### answer"`` plus the end-of-sequence token.
+    """
+
+    question: tuple[int, ...]
+    steps: tuple[tuple[int, ...], ...]
+    answer: tuple[int, ...]
+    # Token Assorted: the VQ-VAE codes of the steps, chunk after chunk (set by Method.prepare)
+    latent: tuple[int, ...] = ()
+
+
+def tokenize_record(record: Record, tokenizer) -> TokenizedRecord:
+    return tokenize_records([record], tokenizer)[0]
+
+
+def tokenize_records(records: Sequence[Record], tokenizer, chunk: int = 20_000) -> list[TokenizedRecord]:
+    """Each record's pieces, tokenized separately (a piece's tokens never merge with its neighbour's).
+
+    The pieces of many records go to the tokenizer in one batched call: one call per piece costs
+    about 100 microseconds of Python, minutes for a generated set of 100k problems.
+    """
+    out: list[TokenizedRecord] = []
+    for lo in range(0, len(records), chunk):
+        part = records[lo:lo + chunk]
+        texts = []
+        for record in part:
+            texts.append(record.question + "\n")
+            texts.extend(step + "\n" for step in record.steps)
+            texts.append(ANSWER_PREFIX + record.answer)
+        ids = iter(tuple(x) for x in tokenizer(texts, add_special_tokens=False)["input_ids"])
+        for record in part:
+            question = next(ids)
+            steps = tuple(next(ids) for _ in record.steps)
+            out.append(TokenizedRecord(question=question, steps=steps,
+                                       answer=next(ids) + (tokenizer.eos_token_id,)))
+    return out

@@ -26,8 +26,8 @@ def _parse_ks(text: str) -> list[int]:
 def _load(args: argparse.Namespace):
     from ..data.encodings import build_encoding
     from ..data.io import load_records
-    from ..inference.cli import load_run
-    from ..training.trainer import pick_device
+    from ..inference import load_run
+    from ..runtime import pick_device
 
     records = load_records(args.data)
     if args.max_problems:

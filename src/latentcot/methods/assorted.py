@@ -33,13 +33,13 @@ def _vqvae_dir(cfg: MethodConfig) -> Path:
     if not cfg.vqvae:
         raise ValueError("config key 'method.vqvae' is empty: the assorted method needs a trained VQ-VAE "
                          "(latentcot vqvae train ...)")
-    from ..vqvae.train import resolve_vqvae
+    from ..vqvae.io import resolve_vqvae
 
     return resolve_vqvae(cfg.vqvae)
 
 
 def _hparams(cfg: MethodConfig) -> dict:
-    from ..vqvae.train import HPARAMS_FILE
+    from ..vqvae.io import HPARAMS_FILE
 
     return json.loads((_vqvae_dir(cfg) / HPARAMS_FILE).read_text())
 
@@ -87,7 +87,7 @@ class Assorted(Method):
 
     def prepare(self, records: list[TokenizedRecord], device: str = "cpu") -> list[TokenizedRecord]:
         """Encode every problem's steps with the VQ-VAE; fails if the LM tokenizes them differently."""
-        from ..vqvae.train import load_vqvae
+        from ..vqvae.io import load_vqvae
 
         vqvae, vq_tokenizer = load_vqvae(_vqvae_dir(self.cfg), device)
         if len(self.latent_ids) != vqvae.codebook_size:
@@ -144,7 +144,7 @@ class Assorted(Method):
 
     def latent_text(self, text: str, question: str) -> str:
         """The generated text with each latent block replaced by the VQ-VAE decoder's reading of its codes."""
-        from ..vqvae.train import decode_codes_to_text, load_vqvae
+        from ..vqvae.io import decode_codes_to_text, load_vqvae
 
         if getattr(self, "_decoder", None) is None:
             self._decoder = load_vqvae(_vqvae_dir(self.cfg))

@@ -12,52 +12,9 @@ from dataclasses import dataclass
 from typing import ClassVar, Sequence
 
 from ..config import MethodConfig
-from ..data.records import Record
-from ..tokenization import ANSWER_PREFIX
+from ..tokenization import TokenizedRecord, tokenize_record, tokenize_records  # noqa: F401  (public here too)
 
 IGNORE_INDEX = -100  # label value that gets no loss (PyTorch's cross-entropy default)
-
-
-@dataclass(frozen=True)
-class TokenizedRecord:
-    """A problem cut into token pieces once, so each epoch's rendering is list concatenation.
-
-    ``question`` ends with the newline that separates it from what follows, each step ends with its
-    newline, and ``answer`` is ``"### answer"`` plus the end-of-sequence token.
-    """
-
-    question: tuple[int, ...]
-    steps: tuple[tuple[int, ...], ...]
-    answer: tuple[int, ...]
-    # Token Assorted: the VQ-VAE codes of the steps, chunk after chunk (set by Method.prepare)
-    latent: tuple[int, ...] = ()
-
-
-def tokenize_record(record: Record, tokenizer) -> TokenizedRecord:
-    return tokenize_records([record], tokenizer)[0]
-
-
-def tokenize_records(records: Sequence[Record], tokenizer, chunk: int = 20_000) -> list[TokenizedRecord]:
-    """Each record's pieces, tokenized separately (a piece's tokens never merge with its neighbour's).
-
-    The pieces of many records go to the tokenizer in one batched call: one call per piece costs
-    about 100 microseconds of Python, minutes for a generated set of 100k problems.
-    """
-    out: list[TokenizedRecord] = []
-    for lo in range(0, len(records), chunk):
-        part = records[lo:lo + chunk]
-        texts = []
-        for record in part:
-            texts.append(record.question + "\n")
-            texts.extend(step + "\n" for step in record.steps)
-            texts.append(ANSWER_PREFIX + record.answer)
-        ids = iter(tuple(x) for x in tokenizer(texts, add_special_tokens=False)["input_ids"])
-        for record in part:
-            question = next(ids)
-            steps = tuple(next(ids) for _ in record.steps)
-            out.append(TokenizedRecord(question=question, steps=steps,
-                                       answer=next(ids) + (tokenizer.eos_token_id,)))
-    return out
 
 
 @dataclass

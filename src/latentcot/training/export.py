@@ -41,7 +41,7 @@ def run_of(checkpoint: Path) -> Path:
 def lineage(checkpoint: Path) -> list[dict[str, Any]]:
     """This run and the runs it continued from (``train.init_from``), newest first."""
     from ..config import load_config
-    from .checkpoint import load_state, resolve_run
+    from ..runs import load_state, resolve_run
 
     chain, seen = [], set()
     while checkpoint is not None and checkpoint not in seen:
@@ -58,7 +58,7 @@ def lineage(checkpoint: Path) -> list[dict[str, Any]]:
 
 
 def export_model(run: str | Path, out: str | Path) -> Path:
-    from .checkpoint import resolve_run
+    from ..runs import resolve_run
 
     checkpoint = resolve_run(run)
     out = Path(out)
@@ -105,7 +105,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         from ..data.encodings import build_encoding
         from ..data.io import load_records
         from ..evaluation import evaluate
-        from ..inference.cli import load_run
+        from ..inference import load_run
 
         records = load_records(args.eval_data)
         cfg, model, tokenizer, method = load_run(out)

@@ -7,7 +7,6 @@ trainer only batches :class:`~latentcot.methods.Example` objects and minimises t
 from __future__ import annotations
 
 import contextlib
-import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -24,34 +23,18 @@ from ..data.records import Record
 from ..methods import Example, Method, TokenizedRecord, build_method, method_class, tokenize_records
 from ..models import build_model_and_tokenizer, load_checkpoint_model, resize_for_tokenizer
 from ..models.continuous import batch_loss, collate
+from .. import runs
+from ..runtime import pick_device, seed_everything, set_rng_state
+from ..schedule import lr_at
 from ..tokenization import METHOD_TOKENS, add_method_tokens
 from . import checkpoint as ckpt
-from .distributed import DistInfo, barrier, clip_grad_norm, is_sharded, setup, shard_blocks, sum_gradients
+from .distributed import barrier, clip_grad_norm, is_sharded, setup, shard_blocks, sum_gradients
 from .metrics import MetricsLog
-
-
-def pick_device(name: str, info: DistInfo | None = None) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", info.local_rank if info else 0)
-        return torch.device("cpu")
-    return torch.device(name)
 
 
 def label_count(example: Example) -> int:
     """Targets this example contributes to the next-token loss (labels shifted by one)."""
     return sum(1 for label in example.labels[1:] if label != -100)
-
-
-def lr_at(step: int, total_steps: int, base_lr: float, schedule: str, warmup_steps: int) -> float:
-    """Learning rate of optimizer step ``step`` (0-based); a pure function of the step, so resuming
-    needs no scheduler state."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return base_lr * (step + 1) / warmup_steps
-    if schedule == "cosine" and total_steps > warmup_steps:
-        progress = min((step - warmup_steps) / (total_steps - warmup_steps), 1.0)
-        return base_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-    return base_lr
 
 
 @dataclass
@@ -70,7 +53,7 @@ class Trainer:
         self.on_epoch_end = on_epoch_end
         self.output_dir = Path(cfg.output_dir)
         self.dist = setup(pick_device(cfg.train.device))
-        self.device = pick_device(cfg.train.device, self.dist)
+        self.device = pick_device(cfg.train.device, self.dist.local_rank)
         self.train_records = list(train_records) if train_records is not None else self._load(cfg.data.train, "data.train")
         if cfg.data.max_train:
             self.train_records = self.train_records[: cfg.data.max_train]
@@ -86,7 +69,7 @@ class Trainer:
         self._check_batching()
         seed_everything(cfg.seed)
         self.state = TrainState()
-        resume_from = ckpt.latest_checkpoint(self.output_dir) if cfg.train.resume else None
+        resume_from = runs.latest_checkpoint(self.output_dir) if cfg.train.resume else None
         self.model, self.tokenizer = self._build_model(resume_from)
         self.sharded = cfg.train.fsdp and self.dist.enabled
         if self.sharded:
@@ -129,7 +112,7 @@ class Trainer:
             # the tokenizer for nothing.
             model, tokenizer = load_checkpoint_model(resume_from, cfg.model.dtype)
         elif cfg.train.init_from:
-            model, tokenizer = load_checkpoint_model(ckpt.resolve_run(cfg.train.init_from), cfg.model.dtype)
+            model, tokenizer = load_checkpoint_model(runs.resolve_run(cfg.train.init_from), cfg.model.dtype)
             add_method_tokens(tokenizer, method_tokens)
             resize_for_tokenizer(model, tokenizer, cfg.model.init_new_tokens_from or None)
         else:
@@ -150,7 +133,7 @@ class Trainer:
         return lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def _resume(self, latest: Path) -> None:
-        state = ckpt.load_state(latest)
+        state = runs.load_state(latest)
         self.state = TrainState(epoch=state["epoch"], step=state["step"], history=state.get("history", []),
                                 batch=state.get("batch", 0), epoch_losses=state.get("epoch_losses", []))
         saved = torch.load(latest / "optimizer.pt", map_location=self.device, weights_only=False)
@@ -161,7 +144,7 @@ class Trainer:
                                      options=StateDictOptions(full_state_dict=True))
         else:
             self.optimizer.load_state_dict(saved)
-        ckpt.set_rng_state(torch.load(latest / "rng.pt", weights_only=False))
+        set_rng_state(torch.load(latest / "rng.pt", weights_only=False))
         self.metrics.truncate_after_step(self.state.step)
         if self.dist.is_main:
             inside = f", batch {self.state.batch} of epoch {self.state.epoch + 1}" if self.state.batch else ""
@@ -365,9 +348,4 @@ def train(cfg: Config, **kwargs) -> Trainer:
     return trainer
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)
-
-
-__all__ = ["Trainer", "TrainState", "train", "pick_device", "label_count", "seed_everything"]
+__all__ = ["Trainer", "TrainState", "train", "label_count"]

@@ -14,8 +14,8 @@ from .config import VQVAEConfig, VQVAEModelConfig, VQVAETrainConfig, load_vqvae_
 _LAZY = {
     "VQVAE": "model", "ChunkExample": "model", "chunk_record": "model", "pad_chunk": "model",
     "chunk_examples": "model", "collate_chunks": "model", "codebook_stats": "model",
-    "train_vqvae": "train", "evaluate_vqvae": "train", "load_vqvae": "train", "save_vqvae": "train",
-    "build_vqvae": "train", "vqvae_tokenizer": "train", "decode_codes_to_text": "train", "encode_record": "train",
+    "train_vqvae": "train", "evaluate_vqvae": "train", "load_vqvae": "io", "save_vqvae": "io",
+    "build_vqvae": "io", "vqvae_tokenizer": "io", "decode_codes_to_text": "io", "encode_record": "io",
 }
 
 __all__ = ["VQVAEConfig", "VQVAEModelConfig", "VQVAETrainConfig", "load_vqvae_config", *_LAZY]

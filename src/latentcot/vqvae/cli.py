@@ -26,8 +26,9 @@ def cmd_vqvae_eval(args: argparse.Namespace) -> int:
     import sys
 
     from ..data.io import atomic_write, load_records
-    from ..training.trainer import pick_device
-    from .train import evaluate_vqvae, load_vqvae
+    from ..runtime import pick_device
+    from .io import load_vqvae
+    from .train import evaluate_vqvae
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..methods.base import TokenizedRecord
+from ..tokenization import TokenizedRecord
 
 INSTALL_HINT = "pip install latentcot[assorted]  (or: pip install vector-quantize-pytorch)"
 _QUESTION, _CHUNK = 0, 1  # segment ids: which part of the input a position belongs to

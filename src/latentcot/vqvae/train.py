@@ -1,4 +1,4 @@
-"""Training, saving, loading and evaluating the VQ-VAE.
+"""Training and evaluating the VQ-VAE (saving and loading: :mod:`latentcot.vqvae.io`).
 
 A run directory looks like the LM trainer's: ``config.yaml``, ``metrics.jsonl`` and
 ``checkpoints/epoch_NNN/`` with ``model.safetensors``, ``vqvae.json`` (the model's constructor
@@ -9,7 +9,6 @@ leaves a half-written checkpoint that looks complete.
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import time
@@ -19,99 +18,17 @@ from typing import Any, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from .. import runs
 from ..config import save_config
-from ..data.io import atomic_directory, load_records
+from ..data.io import load_records
 from ..data.records import Record
-from ..methods.base import tokenize_record, tokenize_records
-from ..tokenization import METHOD_TOKENS, add_method_tokens, build_tokenizer, load_tokenizer
-from ..training import checkpoint as ckpt
+from ..runtime import pick_device, seed_everything, set_rng_state
+from ..schedule import lr_at
+from ..tokenization import tokenize_records
 from ..training.metrics import MetricsLog
-from ..training.trainer import lr_at, pick_device, seed_everything
-from .config import VQVAEConfig, VQVAEModelConfig, validate
+from .config import VQVAEConfig, validate
+from .io import build_vqvae, load_vqvae, save_vqvae, vqvae_tokenizer  # noqa: F401  (load_vqvae: public here too)
 from .model import VQVAE, ChunkExample, chunk_examples, codebook_stats, collate_chunks
-
-MODEL_FILE = "model.safetensors"
-HPARAMS_FILE = "vqvae.json"
-
-
-# --------------------------------------------------------------------------- building
-
-
-def vqvae_tokenizer(cfg: VQVAEConfig, records: Sequence[Record]):
-    """The LM's tokenizer for the same settings: same kind, same training file, same method tokens, so the
-    VQ-VAE's token ids are the LM's; or the saved one at ``tokenizer.path`` (an LM run directory works)."""
-    t = cfg.tokenizer
-    if t.path:
-        tokenizer = load_tokenizer(t.path)
-    elif t.kind == "pretrained":
-        raise ValueError("the VQ-VAE cannot take a model's tokenizer by itself: set tokenizer.kind to word or "
-                         "bpe, or tokenizer.path to a saved tokenizer or an LM run directory")
-    else:
-        if not records:
-            raise ValueError("training a tokenizer needs data: set data.train or tokenizer.path")
-        tokenizer = build_tokenizer(t.kind, records, vocab_size=t.vocab_size, min_frequency=t.min_frequency)
-    add_method_tokens(tokenizer, METHOD_TOKENS)
-    return tokenizer
-
-
-def build_vqvae(model_cfg: VQVAEModelConfig, tokenizer, batch_size: int) -> VQVAE:
-    """A fresh VQ-VAE for a tokenizer; ``batch_size`` scales the dead-code threshold (see the config)."""
-    m = model_cfg
-    uniform_use = batch_size * m.codes_per_chunk / m.codebook_size
-    return VQVAE(
-        len(tokenizer), tokenizer.pad_token_id, chunk_len=m.chunk_len, codes_per_chunk=m.codes_per_chunk,
-        codebook_size=m.codebook_size, codebook_dim=m.codebook_dim, d_model=m.d_model, n_layers=m.n_layers,
-        n_heads=m.n_heads, dropout=m.dropout, max_question_len=m.max_question_len,
-        commitment_weight=m.commitment_weight, ema_decay=m.ema_decay, kmeans_init=m.kmeans_init,
-        threshold_ema_dead_code=m.dead_code_threshold * uniform_use, rotation_trick=m.rotation_trick,
-        predict_padding=m.predict_padding)
-
-
-# --------------------------------------------------------------------------- saving and loading
-
-
-def save_vqvae(directory: str | Path, model: VQVAE, tokenizer, cfg: VQVAEConfig | None = None, *,
-               optimizer_state: dict | None = None, state: dict[str, Any] | None = None) -> Path:
-    """Weights, hyperparameters and tokenizer (plus config, optimizer, RNG and ``state.json`` for a training
-    checkpoint) in one directory, swapped in whole."""
-    from safetensors.torch import save_model
-
-    target = Path(directory)
-    with atomic_directory(target) as tmp:
-        # save_model (not save_file) because the output layer shares the token embedding's weight.
-        save_model(model, str(tmp / MODEL_FILE))
-        (tmp / HPARAMS_FILE).write_text(json.dumps(model.hparams, indent=2))
-        tokenizer.save_pretrained(tmp)
-        if cfg is not None:
-            save_config(cfg, tmp / "config.yaml")
-        if optimizer_state is not None:
-            torch.save(optimizer_state, tmp / "optimizer.pt")
-        if state is not None:
-            torch.save(ckpt.rng_state(), tmp / "rng.pt")
-            (tmp / ckpt.STATE_FILE).write_text(json.dumps(state, indent=2))
-    return target
-
-
-def resolve_vqvae(path: str | Path) -> Path:
-    """A saved VQ-VAE directory, or the newest checkpoint of a VQ-VAE run directory."""
-    path = Path(path)
-    if (path / HPARAMS_FILE).exists():
-        return path
-    latest = ckpt.latest_checkpoint(path)
-    if latest is None or not (latest / HPARAMS_FILE).exists():
-        raise FileNotFoundError(f"{path}: neither a saved VQ-VAE (no {HPARAMS_FILE}) nor a VQ-VAE run with checkpoints")
-    return latest
-
-
-def load_vqvae(path: str | Path, device: str | torch.device = "cpu"):
-    """(model in eval mode, tokenizer) from a saved VQ-VAE or a run directory's newest checkpoint."""
-    from safetensors.torch import load_model
-
-    directory = resolve_vqvae(path)
-    model = VQVAE(**json.loads((directory / HPARAMS_FILE).read_text()))
-    load_model(model, str(directory / MODEL_FILE), device=str(device))
-    return model.to(device).eval(), load_tokenizer(str(directory))
-
 
 # --------------------------------------------------------------------------- evaluation
 
@@ -167,39 +84,6 @@ def evaluate_vqvae(model: VQVAE, records: Sequence[Record], tokenizer, batch_siz
     return result
 
 
-@torch.no_grad()
-def decode_codes_to_text(model: VQVAE, tokenizer, codes: Sequence[int], question: str) -> str:
-    """The text the decoder reads into a run of latent codes (``codes_per_chunk`` codes per chunk).
-
-    Unless the model was trained with ``predict_padding``, the last chunk of a trace decodes to a full
-    ``chunk_len`` tokens: the tail past the trace's real end is whatever the decoder guesses.
-    """
-    n = model.codes_per_chunk
-    if len(codes) % n:
-        raise ValueError(f"{len(codes)} codes do not split into chunks of {n} codes")
-    if not codes:
-        return ""
-    was_training = model.training
-    model.eval()
-    question_ids = tokenize_record(Record(question, [], "-"), tokenizer).question[-model.max_question_len:]
-    chunks = len(codes) // n
-    q = torch.tensor([question_ids] * chunks, dtype=torch.long, device=model.device)
-    logits = model.decode(torch.tensor(list(codes), dtype=torch.long, device=model.device).view(chunks, n),
-                          q, torch.ones_like(q, dtype=torch.bool))
-    model.train(was_training)
-    return tokenizer.decode(logits.argmax(-1).flatten().tolist(), skip_special_tokens=True)
-
-
-def encode_record(model: VQVAE, tokenizer, record: Record) -> list[int]:
-    """The codes of a problem's whole trace, chunk after chunk."""
-    examples = chunk_examples([tokenize_record(record, tokenizer)], model.chunk_len)
-    if not examples:
-        return []
-    tensors = {k: v.to(model.device)
-               for k, v in collate_chunks(examples, model.pad_id, model.chunk_len, model.max_question_len).items()}
-    return model.encode(**tensors).flatten().tolist()
-
-
 # --------------------------------------------------------------------------- training
 
 
@@ -226,15 +110,15 @@ def train_vqvae(cfg: VQVAEConfig, train_records: Sequence[Record] | None = None,
     device = pick_device(t.device)
     seed_everything(cfg.seed)
 
-    resume_from = ckpt.latest_checkpoint(output_dir) if t.resume else None
-    if not t.resume and ckpt.list_checkpoints(output_dir):
+    resume_from = runs.latest_checkpoint(output_dir) if t.resume else None
+    if not t.resume and runs.list_checkpoints(output_dir):
         # Mixing two runs' epoch checkpoints would let keep_checkpoints delete the new run's.
         raise ValueError(f"{output_dir} holds checkpoints of an earlier run and train.resume is false: "
                          "choose another output_dir or remove them")
     if resume_from is not None:
         # The checkpoint holds the vocabulary and the model's shape; the config's may have changed since.
         model, tokenizer = load_vqvae(resume_from, device)
-        state = ckpt.load_state(resume_from)
+        state = runs.load_state(resume_from)
     else:
         tokenizer = vqvae_tokenizer(cfg, train_records)
         model = build_vqvae(cfg.model, tokenizer, t.batch_size).to(device)
@@ -251,7 +135,7 @@ def train_vqvae(cfg: VQVAEConfig, train_records: Sequence[Record] | None = None,
 
     if resume_from is not None:
         optimizer.load_state_dict(torch.load(resume_from / "optimizer.pt", map_location=device, weights_only=False))
-        ckpt.set_rng_state(torch.load(resume_from / "rng.pt", weights_only=False))
+        set_rng_state(torch.load(resume_from / "rng.pt", weights_only=False))
         metrics.truncate_after(state["epoch"])
         print(f"resumed from {resume_from} (epoch {state['epoch']}, step {state['step']})")
 
@@ -302,10 +186,10 @@ def train_vqvae(cfg: VQVAEConfig, train_records: Sequence[Record] | None = None,
             summary.update({f"valid_{k}": round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
         state["epoch"] = epoch + 1
         state["history"].append(summary)
-        latest = save_vqvae(ckpt.checkpoint_dir(output_dir, epoch + 1), model, tokenizer, cfg,
+        latest = save_vqvae(runs.checkpoint_dir(output_dir, epoch + 1), model, tokenizer, cfg,
                             optimizer_state=optimizer.state_dict(), state=state)
         if t.keep_checkpoints > 0:
-            for old in ckpt.list_checkpoints(output_dir)[:-t.keep_checkpoints]:
+            for old in runs.list_checkpoints(output_dir)[:-t.keep_checkpoints]:
                 shutil.rmtree(old, ignore_errors=True)
         print(" ".join(f"{k}={v}" for k, v in summary.items()), flush=True)
     metrics.close()

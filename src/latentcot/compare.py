@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..config import Config, ConfigError, apply_overrides, load_config, option
+from .config import Config, ConfigError, apply_overrides, load_config, option
 
 TABLE_COLUMNS = ("method", "accuracy", "generated tokens", "forward passes", "time per problem (ms)")
 
@@ -86,7 +86,7 @@ def run_config(plan: ComparePlan, run: CompareRun, finished: dict[str, Path]) ->
 
 def is_finished(cfg: Config) -> Path | None:
     """The final checkpoint when the run has trained all its epochs, else None."""
-    from ..training.checkpoint import latest_checkpoint, load_state
+    from .runs import latest_checkpoint, load_state
 
     latest = latest_checkpoint(cfg.output_dir)
     if latest is not None and load_state(latest)["epoch"] >= cfg.train.epochs:
@@ -98,8 +98,8 @@ def train_runs(plan: ComparePlan, only: Sequence[str] = (), train_missing: bool 
     """Train (or find) every run in plan order; returns run name -> checkpoint to evaluate.
 
     With ``only``, just those runs are trained; the other unfinished runs are left out of the table."""
-    from ..training import train
-    from ..training.checkpoint import resolve_run
+    from .training import train
+    from .runs import resolve_run
 
     checkpoints: dict[str, Path] = {}
     for run in plan.runs:
@@ -134,10 +134,10 @@ def train_runs(plan: ComparePlan, only: Sequence[str] = (), train_missing: bool 
 def evaluate_runs(checkpoints: dict[str, Path], records, batch_size: int = 1, n_thoughts: dict[str, int] | None = None,
                   device: str = "auto", out_dir: Path | None = None) -> list[dict[str, Any]]:
     """One table row per run (same problems, same batch size); per-problem rows go to out_dir/NAME.jsonl."""
-    from ..data.encodings import build_encoding
-    from ..inference.cli import load_run
-    from ..training.trainer import pick_device
-    from . import evaluate
+    from .data.encodings import build_encoding
+    from .inference.loading import load_run
+    from .runtime import pick_device
+    from .evaluation import evaluate
 
     rows = []
     for name, checkpoint in checkpoints.items():
@@ -163,7 +163,7 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def write_table(rows: Sequence[dict[str, Any]], out_dir: Path, meta: dict[str, Any]) -> tuple[Path, Path]:
     """``comparison.md`` and ``comparison.json`` in out_dir (written atomically)."""
-    from ..data.io import atomic_write
+    from .data.io import atomic_write
 
     caption = meta.get("title") or "Comparison"
     details = f"{meta['n_problems']} problems from `{meta['eval_data']}`, greedy decoding at batch size " \
@@ -177,8 +177,8 @@ def write_table(rows: Sequence[dict[str, Any]], out_dir: Path, meta: dict[str, A
 
 def compare(plan: ComparePlan, only: Sequence[str] = (), eval_only: bool = False) -> list[dict[str, Any]]:
     """Train what is missing, evaluate every run, write the table; returns its rows."""
-    from ..data.io import load_records
-    from ..training.trainer import pick_device
+    from .data.io import load_records
+    from .runtime import pick_device
 
     start = time.perf_counter()
     checkpoints = train_runs(plan, only, train_missing=not eval_only)

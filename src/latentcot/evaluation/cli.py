@@ -1,4 +1,4 @@
-"""``latentcot generate RUN_DIR``: answer one question or a problem file with a saved checkpoint.
+"""``latentcot generate`` and ``latentcot eval``: answer one question or score a problem file with a saved run.
 
 RUN_DIR holds the HuggingFace model and tokenizer (``latentcot.models.save_model``) and the run's
 ``config.yaml``, whose ``method`` section says how prompts are rendered and how many thoughts to use.
@@ -11,21 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-
-def load_run(run_dir: str | Path):
-    """Config, model, tokenizer and method of a checkpoint directory, or of a run's newest checkpoint."""
-    from ..config import load_config
-    from ..methods import build_method
-    from ..models import load_checkpoint_model
-    from ..training.checkpoint import resolve_run
-
-    directory = resolve_run(run_dir)
-    config_path = directory / "config.yaml"
-    if not config_path.exists():
-        raise FileNotFoundError(f"{directory}: no config.yaml (is this a saved run directory?)")
-    cfg = load_config(config_path)
-    model, tokenizer = load_checkpoint_model(directory, cfg.model.dtype)
-    return cfg, model, tokenizer, build_method(cfg.method, tokenizer)
+from ..inference.loading import load_run
 
 
 def _add_latent_text(method, rows: list[dict]) -> None:
@@ -40,7 +26,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from ..data.encodings import build_encoding
     from ..data.io import load_records
     from ..data.records import Record
-    from ..evaluation import evaluate
+    from . import evaluate
 
     for flag, value in (("--batch-size", args.batch_size), ("--max-new-tokens", args.max_new_tokens)):
         if value is not None and value < 1:
@@ -51,7 +37,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not records:
         raise ValueError(f"{args.data}: no problems")
     cfg, model, tokenizer, method = load_run(args.run_dir)
-    from ..training.trainer import pick_device
+    from ..runtime import pick_device
 
     model.to(pick_device(args.device))
     result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
@@ -77,9 +63,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from ..data.encodings import build_encoding
     from ..data.io import atomic_write, load_records
-    from ..evaluation import evaluate
-    from ..training.checkpoint import resolve_run
-    from ..training.trainer import pick_device
+    from . import evaluate
+    from ..runs import resolve_run
+    from ..runtime import pick_device
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
