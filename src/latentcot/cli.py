@@ -273,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .progress import quiet_library_bars
+
+    quiet_library_bars()
     try:
         return args.func(args)
     except USER_ERRORS as err:

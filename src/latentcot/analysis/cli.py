@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 
@@ -50,7 +49,7 @@ def run_paths(args: argparse.Namespace) -> dict:
     table: dict[int, dict] = {}
     for k in ks:
         result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size,
-                          n_thoughts=k if method.continuous else None, progress=sys.stderr.isatty(),
+                          n_thoughts=k if method.continuous else None, progress=True,
                           encoding=encoding)
         counts = {c: 0 for c in PATH_CLASSES}
         for row, record in zip(result.rows, records):

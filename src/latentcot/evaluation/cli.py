@@ -41,7 +41,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     model.to(pick_device(args.device))
     result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
-                      max_new_tokens=args.max_new_tokens, progress=args.data is not None and sys.stderr.isatty(),
+                      max_new_tokens=args.max_new_tokens, progress=args.data is not None,
                       encoding=build_encoding(cfg.data.encoding), source=args.data or "--question")
     if args.show_latent:
         _add_latent_text(method, result.rows)
@@ -80,7 +80,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg, model, tokenizer, method = load_run(checkpoint)
     model.to(pick_device(args.device))
     result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
-                      max_new_tokens=args.max_new_tokens, progress=sys.stderr.isatty(),
+                      max_new_tokens=args.max_new_tokens, progress=True,
                       encoding=build_encoding(cfg.data.encoding), source=args.data or "--question")
     if args.show_latent:
         _add_latent_text(method, result.rows)

@@ -43,6 +43,7 @@ from transformers import DynamicCache, PreTrainedModel
 from ..data.records import Record
 from ..methods import Example, Method, tokenize_records
 from ..models.continuous import collate, forward_hidden, position_ids
+from ..progress import progress_bar
 
 
 @dataclass
@@ -171,9 +172,7 @@ def generate(model: PreTrainedModel, tokenizer, method: Method, records: Sequenc
     chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     results: list[Generation | None] = [None] * len(records)
     if progress:
-        from tqdm.auto import tqdm
-
-        chunks = tqdm(chunks, desc="generate", unit="batch")
+        chunks = progress_bar(chunks, desc="generate", unit="batch")
     with _TrainingModeRestored(model):
         for chunk in chunks:
             _sync(device)
@@ -230,9 +229,7 @@ def generate_naive(model: PreTrainedModel, tokenizer, method: Method, records: S
     examples = [method.prompt(r, n) for r in tokenize_records(records, tokenizer)]
     items = examples
     if progress:
-        from tqdm.auto import tqdm
-
-        items = tqdm(examples, desc="generate (naive)", unit="problem")
+        items = progress_bar(examples, desc="generate (naive)", unit="problem")
     results = []
     with _TrainingModeRestored(model):
         for example in items:

@@ -111,7 +111,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         cfg, model, tokenizer, method = load_run(out)
         result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size,
                           encoding=build_encoding(cfg.data.encoding), source=args.eval_data,
-                          progress=sys.stderr.isatty())
+                          progress=True)
         summary = result.summary()
         atomic_write(out / "eval_summary.json", json.dumps({"data": args.eval_data, **summary}, indent=2) + "\n")
         print(json.dumps(summary))

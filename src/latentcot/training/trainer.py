@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from ..config import Config, save_config
 from ..data.encodings import build_encoding
@@ -23,6 +22,7 @@ from ..data.records import Record
 from ..methods import Example, Method, TokenizedRecord, build_method, method_class, tokenize_records
 from ..models import build_model_and_tokenizer, load_checkpoint_model, resize_for_tokenizer
 from ..models.continuous import batch_loss, collate
+from ..progress import progress_bar
 from .. import runs
 from ..runtime import pick_device, seed_everything, set_rng_state
 from ..schedule import lr_at
@@ -247,9 +247,8 @@ class Trainer:
         # The epoch's batches are a function of the epoch alone, so a resumed epoch skips exactly the
         # batches its checkpoint had done.
         batches = self.global_batches(self.epoch_examples(epoch), epoch)
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{self.cfg.train.epochs} stage {stage}", initial=done,
-                   total=len(batches), disable=not (self.cfg.train.progress and self.dist.is_main), leave=False,
-                   dynamic_ncols=True)
+        bar = progress_bar(desc=f"epoch {epoch + 1}/{self.cfg.train.epochs} stage {stage}", initial=done,
+                           total=len(batches), unit="batch", enabled=self.cfg.train.progress and self.dist.is_main)
         start = time.perf_counter()
         for batch in batches[done:]:
             loss = self.train_step(batch)

@@ -36,7 +36,7 @@ def cmd_vqvae_eval(args: argparse.Namespace) -> int:
     if not records:
         raise ValueError(f"{args.data}: no problems")
     model, tokenizer = load_vqvae(args.run, pick_device(args.device))
-    result = evaluate_vqvae(model, records, tokenizer, args.batch_size, progress=sys.stderr.isatty())
+    result = evaluate_vqvae(model, records, tokenizer, args.batch_size, progress=True)
     text = json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
     print(text)
     if args.out:

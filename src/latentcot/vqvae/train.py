@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from .. import runs
 from ..config import save_config
 from ..data.io import load_records
+from ..progress import progress_bar
 from ..data.records import Record
 from ..runtime import pick_device, seed_everything, set_rng_state
 from ..schedule import lr_at
@@ -53,7 +53,7 @@ def evaluate_vqvae(model: VQVAE, records: Sequence[Record], tokenizer, batch_siz
     loss_sum = 0.0
     chunk_ok: dict[int, bool] = {}
     codes: list[torch.Tensor] = []
-    for batch in tqdm(_batches(examples, batch_size), desc="vqvae eval", disable=not progress, leave=False):
+    for batch in progress_bar(_batches(examples, batch_size), desc="vqvae eval", unit="batch", enabled=progress):
         tensors = {k: v.to(model.device)
                    for k, v in collate_chunks(batch, model.pad_id, model.chunk_len, model.max_question_len).items()}
         out = model(**tensors)
@@ -153,8 +153,7 @@ def train_vqvae(cfg: VQVAEConfig, train_records: Sequence[Record] | None = None,
         start = time.perf_counter()
         sums = {"loss": 0.0, "recon_loss": 0.0, "vq_loss": 0.0}
         epoch_codes = []
-        bar = tqdm(batches, desc=f"vqvae epoch {epoch + 1}/{t.epochs}", disable=not t.progress, leave=False,
-                   dynamic_ncols=True)
+        bar = progress_bar(batches, desc=f"vqvae epoch {epoch + 1}/{t.epochs}", unit="batch", enabled=t.progress)
         for batch in bar:
             lr = lr_at(state["step"], total_steps, t.lr, t.lr_schedule, t.warmup_steps)
             for group in optimizer.param_groups:
