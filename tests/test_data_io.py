@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +125,76 @@ def test_failed_write_keeps_the_old_file(tmp_path):
         save_records([Record("q||x", [], "a")], tmp_path / "keep.txt")
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["keep.json"]
+
+
+# -- durability ------------------------------------------------------------------------------------
+
+def _record_fsyncs_and_renames(monkeypatch):
+    """Events in order: ('fsync', path) and ('rename', src, dst), with paths read back from /proc."""
+    import os
+
+    events = []
+    real_fsync, real_rename, real_replace = os.fsync, os.rename, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.path.realpath(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def rename(src, dst, *args, **kwargs):
+        events.append(("rename", os.path.realpath(src), os.path.realpath(dst)))
+        return real_rename(src, dst, *args, **kwargs)
+
+    def replace(src, dst, *args, **kwargs):
+        events.append(("rename", os.path.realpath(src), os.path.realpath(dst)))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(os, "replace", replace)
+    return events
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads file names back from /proc")
+def test_atomic_write_reaches_the_disk_before_and_after_the_rename(tmp_path, monkeypatch):
+    from latentcot.data.io import atomic_write
+
+    events = _record_fsyncs_and_renames(monkeypatch)
+    atomic_write(tmp_path / "out.json", "{}\n")
+    (rename,) = [e for e in events if e[0] == "rename"]
+    at = events.index(rename)
+    assert ("fsync", rename[1]) in events[:at]  # the data, before the name points at it
+    assert ("fsync", str(tmp_path.resolve())) in events[at:]  # the new name itself
+    assert (tmp_path / "out.json").read_text() == "{}\n"
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads file names back from /proc")
+def test_a_checkpoint_directory_is_flushed_file_by_file_before_it_is_renamed(tmp_path, monkeypatch):
+    from latentcot.data.io import atomic_directory
+
+    events = _record_fsyncs_and_renames(monkeypatch)
+    target = tmp_path / "checkpoints" / "epoch_001"
+    with atomic_directory(target) as tmp:
+        (tmp / "model.safetensors").write_bytes(b"weights")
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "state.json").write_text("{}")
+        tmp_name = str(tmp.resolve())
+    renames = [e for e in events if e[0] == "rename" and e[1] == tmp_name]
+    assert len(renames) == 1
+    at = events.index(renames[0])
+    before = {e[1] for e in events[:at] if e[0] == "fsync"}
+    assert {f"{tmp_name}/model.safetensors", f"{tmp_name}/sub/state.json", f"{tmp_name}/sub", tmp_name} <= before
+    assert ("fsync", str(target.parent.resolve())) in events[at:]
+    assert (target / "sub" / "state.json").read_text() == "{}"
+
+
+def test_a_torn_last_metrics_line_is_dropped_but_a_bad_middle_line_is_named(tmp_path):
+    from latentcot.training.metrics import MetricsLog, read_metrics
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"type": "train", "step": 1}\n{"type": "train", "step": 2}\n{"type": "tr')
+    assert [row["step"] for row in read_metrics(path)] == [1, 2]
+    MetricsLog(path).truncate_after_step(1)
+    assert path.read_text() == '{"type": "train", "step": 1}\n'
+    path.write_text('{"step": 1}\nnot json\n{"step": 2}\n')
+    with pytest.raises(ValueError, match="metrics.jsonl: line 2: not JSON"):
+        read_metrics(path)

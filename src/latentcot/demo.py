@@ -15,9 +15,9 @@ from pathlib import Path
 
 from .config import Config, apply_overrides
 from .data.generators import generate
-from .data.io import save_records
-from .training import train
+from .data.io import atomic_write, save_records
 from .runs import latest_checkpoint
+from .training import train
 
 
 @dataclass
@@ -93,8 +93,8 @@ def run_demo(out: Path, seed: int = 0, settings: DemoSettings | None = None) -> 
     table = "\n".join(lines)
     summary = {"settings": asdict(s), "seed": seed, "results": rows,
                "minutes": round((time.perf_counter() - start) / 60, 2)}
-    (out / "results.md").write_text(table + "\n")
-    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write(out / "results.md", table + "\n")
+    atomic_write(out / "results.json", json.dumps(summary, indent=2) + "\n")
     print(f"\nProsQA-style validation set ({s.n_valid} problems, chance = 50%), batch-64 greedy decoding:\n")
     print(table)
     print(f"\ntotal {summary['minutes']} min; results in {out}/results.md and results.json")

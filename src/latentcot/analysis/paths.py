@@ -127,5 +127,8 @@ def plot_path_classes(table: dict[int, dict[str, Any]], path: str, title: str = 
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=150)
+    from ..data.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=150)
     plt.close(fig)

@@ -82,7 +82,10 @@ def plot_training_curves(runs: dict[str, list[dict[str, Any]]], path: Path, chai
         acc_ax.set_title("validation accuracy after each epoch (sN: stage N)", fontsize=10)
         acc_ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    from ..data.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=130)
     plt.close(fig)
     return True
 

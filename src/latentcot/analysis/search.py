@@ -151,5 +151,8 @@ def plot_frontier_values(rows: Sequence[dict[str, Any]], path: str, thoughts: Se
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=150)
+    from ..data.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=150)
     plt.close(fig)

@@ -131,16 +131,56 @@ def format_icot_line(record: Record) -> str:
     return f"{record.question}{ICOT_QUESTION_SEP}{sep.join(record.steps)} {ICOT_ANSWER_SEP} {record.answer}"
 
 
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a file's or a directory's contents (a directory's: its entries) to the disk."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (IsADirectoryError, PermissionError):  # directories cannot be opened on some systems
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` so that a crash or a power loss leaves the old file or the new one whole.
+
+    The data reaches the disk (fsync) before the rename, and the rename itself (fsync of the directory)
+    before returning: a rename alone can survive a power loss that the data did not, leaving an empty file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
         # mkstemp makes the file private (0600); give it the permissions a plain open() would
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+        fsync_path(path.parent)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling path (same suffix, so writers that go by it still do) for a library to
+    write; on success it is flushed to the disk and renamed onto ``path``, as :func:`atomic_write` does."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        fsync_path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+        fsync_path(path.parent)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -152,7 +192,9 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling directory to fill; on success it replaces ``target`` whole.
 
     The previous ``target`` is moved aside before the new one is renamed in and only then deleted, so an
-    interruption at any point leaves either the old or the new directory, never a half-written one.
+    interruption at any point leaves either the old or the new directory, never a half-written one. Every
+    file and the directory itself are flushed to the disk before the rename, and the parent directory
+    after it, so a power loss cannot leave a renamed directory of empty files either.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -160,6 +202,10 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         tmp.chmod(0o777 & ~_umask())
+        for directory, _, files in os.walk(tmp, topdown=False):
+            for name in files:
+                fsync_path(os.path.join(directory, name))
+            fsync_path(directory)
         old = None
         if target.exists():
             old = target.with_name(f".{target.name}.old")
@@ -167,6 +213,7 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
                 shutil.rmtree(old)
             target.rename(old)
         tmp.rename(target)
+        fsync_path(target.parent)
         if old is not None:
             shutil.rmtree(old)
     except BaseException:

@@ -26,8 +26,7 @@ class MetricsLog:
         """Drop lines from epochs that a resumed run will redo (the interrupted one and later)."""
         if not self.enabled or not self.path.exists():
             return
-        kept = [line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("epoch", -1) < epoch]
+        kept = [line for line, row in _rows(self.path) if row.get("epoch", -1) < epoch]
         from ..data.io import atomic_write
 
         atomic_write(self.path, "".join(line + "\n" for line in kept))
@@ -36,8 +35,7 @@ class MetricsLog:
         """Drop lines a resumed run will write again: those logged after optimizer step ``step``."""
         if not self.enabled or not self.path.exists():
             return
-        kept = [line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
+        kept = [line for line, row in _rows(self.path) if row.get("step", 0) <= step]
         from ..data.io import atomic_write
 
         atomic_write(self.path, "".join(line + "\n" for line in kept))
@@ -58,5 +56,20 @@ class MetricsLog:
             self.writer.close()
 
 
+def _rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(line, parsed) pairs; a torn last line (the process died mid-write) is dropped, any other bad line
+    is an error naming the file and line."""
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(lines, 1):
+        try:
+            rows.append((line, json.loads(line)))
+        except json.JSONDecodeError as err:
+            if number == len(lines):
+                break
+            raise ValueError(f"{path}: line {number}: not JSON ({err.msg})") from None
+    return rows
+
+
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return [row for _, row in _rows(Path(path))]
