@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 from .config import Config, ConfigError, describe, load_config, to_dict
 from .data.records import DataError
+from .runs import TrainingStopped
 
 USER_ERRORS = (DataError, ConfigError, ValueError, FileNotFoundError, RuntimeError)
 
@@ -278,6 +279,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_library_bars()
     try:
         return args.func(args)
+    except TrainingStopped as stop:
+        print(stop, file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt:
+        # Training handles Ctrl-C itself (a checkpoint, then TrainingStopped); elsewhere nothing is half-written.
+        print("interrupted", file=sys.stderr)
+        return 130
     except USER_ERRORS as err:
         if os.environ.get("LATENTCOT_DEBUG"):
             raise

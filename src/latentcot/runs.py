@@ -14,6 +14,16 @@ from typing import Any
 STATE_FILE = "state.json"
 
 
+class TrainingStopped(Exception):
+    """Training stopped at a safe point on SIGINT (Ctrl-C) or SIGTERM; running the same command resumes."""
+
+    def __init__(self, signal_name: str, checkpoint: Path | None, exit_code: int):
+        where = f"; last checkpoint {checkpoint}" if checkpoint else ""
+        super().__init__(f"stopped on {signal_name}{where}; run the same command again to resume")
+        self.checkpoint = checkpoint
+        self.exit_code = exit_code
+
+
 def checkpoint_dir(output_dir: str | Path, epoch: int, step: int | None = None) -> Path:
     """``epoch`` counts completed epochs; ``step`` marks a checkpoint taken inside the next one."""
     name = f"epoch_{epoch:03d}" if step is None else f"epoch_{epoch:03d}_step_{step:08d}"

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import random
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +27,7 @@ from ..models import build_model_and_tokenizer, load_checkpoint_model, resize_fo
 from ..models.continuous import batch_loss, collate
 from ..progress import progress_bar
 from .. import runs
+from ..runs import TrainingStopped
 from ..runtime import pick_device, seed_everything, set_rng_state
 from ..schedule import lr_at
 from ..tokenization import METHOD_TOKENS, add_method_tokens
@@ -251,6 +255,10 @@ class Trainer:
                            total=len(batches), unit="batch", enabled=self.cfg.train.progress and self.dist.is_main)
         start = time.perf_counter()
         for batch in batches[done:]:
+            if self._stop_requested():
+                bar.close()
+                # nothing new since the checkpoint this epoch resumed from (or the previous epoch's) otherwise
+                self._stop(self.save_progress(epoch) if self.state.batch > done else None)
             loss = self.train_step(batch)
             self.state.epoch_losses.append(loss)
             self.state.batch += 1
@@ -319,8 +327,51 @@ class Trainer:
         """A checkpoint inside (0-based) ``epoch``, after ``state.batch`` of its batches."""
         return self._write_checkpoint(epoch, self.method.stage_at(epoch), mid_epoch=True)
 
+    # -- stopping on a signal ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _stop_on_signals(self):
+        """SIGINT and SIGTERM ask the run to stop at the next safe point (between two optimizer steps, or
+        after an epoch's checkpoint); a second one stops at once."""
+        self._stop_signal: signal.Signals | None = None
+        if threading.current_thread() is not threading.main_thread():
+            yield  # handlers can only be set from the main thread
+            return
+
+        def request_stop(signum, frame):
+            if self._stop_signal is not None:
+                raise KeyboardInterrupt
+            self._stop_signal = signal.Signals(signum)
+            if self.dist.is_main:
+                print(f"\n{self._stop_signal.name}: stopping after the current step with a checkpoint "
+                      f"(send it again to stop at once)", file=sys.stderr, flush=True)
+
+        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _stop_requested(self) -> bool:
+        asked = getattr(self, "_stop_signal", None) is not None
+        if self.dist.enabled:
+            # Every process must stop at the same step: saving gathers from all of them.
+            flag = torch.tensor([float(asked)], device=self.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            asked = bool(flag.item())
+        return asked
+
+    def _stop(self, checkpoint: Path | None) -> None:
+        self.metrics.close()
+        sig = self._stop_signal or signal.SIGTERM
+        raise TrainingStopped(sig.name, checkpoint or runs.latest_checkpoint(self.output_dir), 128 + int(sig))
+
     # -- the whole run -----------------------------------------------------------------------------
     def fit(self) -> list[dict]:
+        with self._stop_on_signals():
+            return self._fit()
+
+    def _fit(self) -> list[dict]:
         if self.dist.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.cfg, self.output_dir / "config.yaml")
@@ -337,6 +388,8 @@ class Trainer:
                 print(" ".join(f"{k}={v}" for k, v in summary.items()), flush=True)
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self, epoch)
+            if epoch + 1 < self.cfg.train.epochs and self._stop_requested():
+                self._stop(None)
         self.metrics.close()
         return self.state.history
 
@@ -347,4 +400,4 @@ def train(cfg: Config, **kwargs) -> Trainer:
     return trainer
 
 
-__all__ = ["Trainer", "TrainState", "train", "label_count"]
+__all__ = ["Trainer", "TrainState", "TrainingStopped", "train", "label_count"]
