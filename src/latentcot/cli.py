@@ -21,7 +21,8 @@ from .config import Config, ConfigError, describe, load_config, to_dict
 from .data.records import DataError
 from .runs import TrainingStopped
 
-USER_ERRORS = (DataError, ConfigError, ValueError, FileNotFoundError, RuntimeError)
+# OSError last: any other file that cannot be read or written still gets one line naming it
+USER_ERRORS = (DataError, ConfigError, ValueError, FileNotFoundError, RuntimeError, OSError)
 
 
 def _add_options_flags(parser: argparse.ArgumentParser, options_cls: type) -> None:
@@ -51,10 +52,15 @@ def cmd_data_generate(args: argparse.Namespace) -> int:
     from .data.io import save_records
     from .data.stats import dataset_stats
 
+    from .data.io import check_writable
+
+    if args.n < 1:
+        raise ValueError(f"--n must be at least 1, got {args.n}")
     entry = GENERATORS[args.task]
     options = entry.options(**_collect_options(args))
-    records = entry.generate(args.n, args.seed, options)
     out = args.out or f"data/{args.task}_n{args.n}_seed{args.seed}.json"
+    check_writable(out, "--out")
+    records = entry.generate(args.n, args.seed, options)
     save_records(records, out)
     stats = dataset_stats(records)
     print(f"wrote {len(records)} {args.task} problems to {out}")
@@ -77,6 +83,9 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 def cmd_data_convert(args: argparse.Namespace) -> int:
     from .data.io import load_records, save_records
 
+    from .data.io import check_writable
+
+    check_writable(args.dst, "destination")
     records = load_records(args.src, args.src_format)
     save_records(records, args.dst, args.dst_format)
     print(f"wrote {len(records)} problems to {args.dst}")
@@ -87,7 +96,15 @@ def cmd_tokenizer_train(args: argparse.Namespace) -> int:
     from .data.io import load_records
     from .tokenization import METHOD_TOKENS, add_method_tokens, build_tokenizer
 
-    records = [r for path in args.data for r in load_records(path)]
+    from .data.io import check_writable
+
+    check_writable(args.out, "--out", directory=True)
+    records = []
+    for path in args.data:
+        found = load_records(path)
+        if not found:
+            raise ValueError(f"{path}: no problems to train a tokenizer on")
+        records.extend(found)
     tokenizer = build_tokenizer(args.kind, records, vocab_size=args.vocab_size, min_frequency=args.min_frequency)
     add_method_tokens(tokenizer, METHOD_TOKENS)
     tokenizer.save_pretrained(args.out)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import Config, apply_overrides
 from .data.generators import generate
-from .data.io import atomic_write, save_records
+from .data.io import atomic_write, check_writable, save_records
 from .runs import latest_checkpoint
 from .training import train
 
@@ -57,6 +57,7 @@ def run_demo(out: Path, seed: int = 0, settings: DemoSettings | None = None) -> 
 
     s = settings or DemoSettings()
     start = time.perf_counter()
+    check_writable(out, "--out", directory=True)
     out.mkdir(parents=True, exist_ok=True)
     graph = {"min_nodes": s.min_nodes, "max_nodes": s.max_nodes}
     print(f"generating ProsQA-style problems: {s.n_train} train, {s.n_valid} valid, "

@@ -14,6 +14,10 @@ from typing import Any
 STATE_FILE = "state.json"
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that is missing files or does not load; the message names the file."""
+
+
 class TrainingStopped(Exception):
     """Training stopped at a safe point on SIGINT (Ctrl-C) or SIGTERM; running the same command resumes."""
 

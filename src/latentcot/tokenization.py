@@ -86,6 +86,25 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 8000, min_freque
     return _wrap(tokenizer)
 
 
+def unknown_words(tokenizer: PreTrainedTokenizerBase, texts: Iterable[str]) -> dict[str, int]:
+    """Words the tokenizer can only read as its unknown token, with how many texts hold each.
+
+    A word-level tokenizer maps every word it was not trained on to ``[UNK]``; a byte-level BPE one has
+    no unknown words, and neither does a tokenizer without an unknown token.
+    """
+    unk = tokenizer.unk_token
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if unk is None or backend is None:
+        return {}
+    found: dict[str, int] = {}
+    for text in texts:
+        encoding = backend.encode(text, add_special_tokens=False)
+        words = {text[start:end].strip() for token, (start, end) in zip(encoding.tokens, encoding.offsets) if token == unk}
+        for word in words:
+            found[word] = found.get(word, 0) + 1
+    return found
+
+
 def tokenizer_location(name_or_path: str) -> str:
     """A tokenizer directory or hub id as given, or for a run directory (an LM's or a VQ-VAE's, with
     ``checkpoints/``) the newest checkpoint, which holds the run's tokenizer."""

@@ -24,10 +24,11 @@ def _parse_ks(text: str) -> list[int]:
 
 def _load(args: argparse.Namespace):
     from ..data.encodings import build_encoding
-    from ..data.io import load_records
+    from ..data.io import check_writable, load_records
     from ..inference import load_run
     from ..runtime import pick_device
 
+    check_writable(args.out, "--out", directory=True)
     records = load_records(args.data)
     if args.max_problems:
         records = records[:args.max_problems]

@@ -253,6 +253,9 @@ def add_report_parser(subparsers) -> None:
     p.add_argument("--out", default="runs/report", metavar="DIR")
 
     def run(args) -> int:
+        from ..data.io import check_writable
+
+        check_writable(args.out, "--out", directory=True)
         html_path, md_path = write_report(args.runs, args.out, args.compare, args.analysis, args.title)
         print(f"wrote {html_path} and {md_path}")
         return 0

@@ -17,6 +17,7 @@ import torch
 
 from ..data.records import Record
 from ..methods import Method, tokenize_records
+from ..inference.generate import check_prompts_fit
 from ..models.continuous import collate, forward_hidden
 from .paths import Graph
 
@@ -31,6 +32,7 @@ def thought_probabilities(model, tokenizer, method: Method, records: Sequence[Re
         raise ValueError(f"probing needs at least one thought, got n_thoughts={n_thoughts}")
     device = next(model.parameters()).device
     examples = [method.prompt(r, n_thoughts) for r in tokenize_records(records, tokenizer)]
+    check_prompts_fit(model, examples)
     head = model.get_output_embeddings()
     was_training = model.training
     model.eval()

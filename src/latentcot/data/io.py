@@ -131,6 +131,23 @@ def format_icot_line(record: Record) -> str:
     return f"{record.question}{ICOT_QUESTION_SEP}{sep.join(record.steps)} {ICOT_ANSWER_SEP} {record.answer}"
 
 
+def check_writable(path: str | os.PathLike, what: str, directory: bool = False) -> None:
+    """Fail before any work when ``path`` (a file, or with ``directory`` a folder, to be written) cannot be:
+    a file where a folder must be (or the reverse), or no permission to write in the nearest existing folder.
+    Nothing is created."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != directory:
+        kind = "a folder" if path.is_dir() else "a file"
+        raise ValueError(f"{what} {path}: cannot be written, it is {kind}")
+    probe = path if (directory and path.exists()) else path.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"{what} {path}: cannot be written, {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {path}: cannot be written, no permission to write in {probe}")
+
+
 def fsync_path(path: str | os.PathLike) -> None:
     """Flush a file's or a directory's contents (a directory's: its entries) to the disk."""
     try:

@@ -11,7 +11,27 @@ import json
 import sys
 from pathlib import Path
 
+from ..data.io import check_writable
 from ..inference.loading import load_run
+
+
+def _check_vocabulary(tokenizer, encoding, records, source: str, refuse: bool) -> None:
+    """Words the run's tokenizer never saw would be read as its unknown token: refuse a typed question that
+    holds any; for a problem file, warn on one line (naming them) and go on."""
+    from ..tokenization import unknown_words
+
+    encoded = encoding.encode_all(records, source)
+    unknown = unknown_words(tokenizer, (r.question for r in encoded))
+    if not unknown:
+        return
+    words = sorted(unknown, key=lambda w: (-unknown[w], w))
+    shown = ", ".join(repr(w) for w in words[:8]) + (f" and {len(words) - 8} more" if len(words) > 8 else "")
+    if refuse:
+        raise ValueError(f"--question: words the run's tokenizer never saw: {shown} (each would be read as "
+                         f"{tokenizer.unk_token}); use the training data's words")
+    affected = sum(1 for r in encoded if unknown_words(tokenizer, [r.question]))
+    print(f"warning: {source}: {affected} of {len(records)} problems hold words the run's tokenizer never saw, "
+          f"read as {tokenizer.unk_token}: {shown}", file=sys.stderr)
 
 
 def _add_latent_text(method, rows: list[dict]) -> None:
@@ -33,10 +53,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
             raise ValueError(f"{flag} must be at least 1, got {value}")
     if args.n_thoughts is not None and args.n_thoughts < 0:
         raise ValueError(f"--n-thoughts must be at least 0, got {args.n_thoughts}")
+    if args.question is not None and not args.question.strip():
+        raise ValueError("--question is empty: give the question text")
+    if args.out:
+        check_writable(args.out, "--out")
     records = [Record(args.question, [], "")] if args.question is not None else load_records(args.data)
     if not records:
         raise ValueError(f"{args.data}: no problems")
     cfg, model, tokenizer, method = load_run(args.run_dir)
+    _check_vocabulary(tokenizer, build_encoding(cfg.data.encoding), records, args.data or "--question",
+                      refuse=args.question is not None)
     from ..runtime import pick_device
 
     model.to(pick_device(args.device))
@@ -71,6 +97,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.n_thoughts is not None and args.n_thoughts < 0:
         raise ValueError(f"--n-thoughts must be at least 0, got {args.n_thoughts}")
+    k = "" if args.n_thoughts is None else f"_k{args.n_thoughts}"
+    out = Path(args.out) if args.out else Path(args.run_dir) / "eval" / f"{Path(args.data).stem}{k}.jsonl"
+    check_writable(out, "--out" if args.out else "the evaluation output")
     records = load_records(args.data)
     if args.max_problems:
         records = records[:args.max_problems]
@@ -78,14 +107,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.data}: no problems")
     checkpoint = resolve_run(args.run_dir)
     cfg, model, tokenizer, method = load_run(checkpoint)
+    _check_vocabulary(tokenizer, build_encoding(cfg.data.encoding), records, args.data, refuse=False)
     model.to(pick_device(args.device))
     result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
                       max_new_tokens=args.max_new_tokens, progress=True,
                       encoding=build_encoding(cfg.data.encoding), source=args.data or "--question")
     if args.show_latent:
         _add_latent_text(method, result.rows)
-    k = "" if args.n_thoughts is None else f"_k{args.n_thoughts}"
-    out = Path(args.out) if args.out else Path(args.run_dir) / "eval" / f"{Path(args.data).stem}{k}.jsonl"
     result.write_jsonl(out)
     summary = {"run": str(checkpoint), "method": method.name, "data": args.data, "batch_size": args.batch_size,
                **result.summary()}

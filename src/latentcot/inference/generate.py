@@ -78,6 +78,38 @@ def _resolve_limits(method: Method, n_thoughts: int | None, max_new_tokens: int 
     return n, limit
 
 
+def context_length(model: PreTrainedModel) -> int | None:
+    """The most positions the model was built for (GPT-2's n_positions, Llama's max_position_embeddings)."""
+    config = model.config
+    return getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+
+
+def check_prompts_fit(model: PreTrainedModel, examples: Sequence[Example]) -> None:
+    """A prompt (thoughts included) must leave the model at least one position to write into."""
+    _fit_to_context(model, examples, max(e.n_thoughts for e in examples), 1, limit_given=False)
+
+
+def _fit_to_context(model: PreTrainedModel, examples: Sequence[Example], n_thoughts: int, limit: int,
+                    limit_given: bool) -> int:
+    """The number of new tokens to allow: a prompt that leaves no room, or an explicit ``max_new_tokens``
+    past the context, is an error that says the limit; a default ``max_new_tokens`` is cut to fit."""
+    context = context_length(model)
+    if context is None or not examples:
+        return limit
+    longest = max(len(e.input_ids) for e in examples)
+    thoughts = f" ({n_thoughts} thoughts included)" if any(e.n_thoughts for e in examples) else ""
+    if longest >= context:
+        raise ValueError(f"the longest prompt is {longest} tokens{thoughts}, but the model holds at most {context} "
+                         f"positions (its n_positions): nothing could be generated; use fewer thoughts")
+    if longest + limit > context:
+        if limit_given:
+            raise ValueError(f"max_new_tokens {limit} after the longest prompt of {longest} tokens{thoughts} needs "
+                             f"{longest + limit} positions; the model holds at most {context} "
+                             f"(at most {context - longest} new tokens fit)")
+        return context - longest
+    return limit
+
+
 class _TrainingModeRestored:
     """eval() for the duration (no dropout: greedy decoding must be deterministic), then back."""
 
@@ -167,6 +199,7 @@ def generate(model: PreTrainedModel, tokenizer, method: Method, records: Sequenc
     device = _model_device(model)
     eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
     examples = [method.prompt(r, n) for r in tokenize_records(records, tokenizer)]
+    limit = _fit_to_context(model, examples, n, limit, max_new_tokens is not None)
     # Longest first: the largest batch runs first, so running out of memory happens at once, not at the end.
     order = sorted(range(len(examples)), key=lambda i: -len(examples[i].input_ids))
     chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]

@@ -186,8 +186,47 @@ def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, direc
 
 def load_checkpoint_model(directory: str | os.PathLike, dtype: str = "float32"
                           ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Model and tokenizer of a checkpoint; a missing, partial or corrupt file is a :class:`CheckpointError`
+    that names it, and so is a tokenizer with more tokens than the model has embeddings."""
+    from ..runs import CheckpointError
+
     directory = Path(directory)
     if not (directory / "config.json").exists():
         raise FileNotFoundError(f"{directory}: not a saved model (no config.json)")
-    model = AutoModelForCausalLM.from_pretrained(directory, dtype=_DTYPES[dtype])
-    return model, load_tokenizer(str(directory))
+    check_weights(directory)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=_DTYPES[dtype])
+    except Exception as err:  # transformers raises many kinds; the file is what the user can act on
+        raise CheckpointError(f"{directory}: the model does not load: {_first_line(err)}") from err
+    try:
+        tokenizer = load_tokenizer(str(directory))
+    except Exception as err:
+        raise CheckpointError(f"{directory}: the tokenizer does not load: {_first_line(err)}") from err
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:
+        raise CheckpointError(f"{directory}: the tokenizer has {len(tokenizer)} tokens but the model only {rows} "
+                              f"embeddings: tokenizer and weights are from different runs")
+    return model, tokenizer
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0]
+
+
+def check_weights(directory: str | os.PathLike) -> None:
+    """Every safetensors file of a checkpoint reads whole (a truncated copy or an interrupted write does not)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from ..runs import CheckpointError
+
+    directory = Path(directory)
+    files = sorted(directory.glob("*.safetensors"))
+    if not files and not (directory / "pytorch_model.bin").exists():
+        raise CheckpointError(f"{directory}: no model weights (model.safetensors is missing)")
+    for path in files:
+        try:
+            load_file(path)
+        except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+            raise CheckpointError(f"{path}: corrupt or partial checkpoint file ({_first_line(err)})") from err

@@ -20,7 +20,7 @@ import torch
 
 from ..config import Config, save_config
 from ..data.io import atomic_directory
-from ..runs import STATE_FILE, checkpoint_dir, list_checkpoints
+from ..runs import STATE_FILE, CheckpointError, checkpoint_dir, list_checkpoints, load_state
 from ..runtime import rng_state
 
 
@@ -45,3 +45,22 @@ def save_checkpoint(output_dir: str | Path, epoch: int, model, tokenizer, optimi
         for old in list_checkpoints(output_dir)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def check_checkpoint(path: Path) -> None:
+    """Raise :class:`~latentcot.runs.CheckpointError` naming the first file of a training checkpoint
+    that is missing or does not load (weights, optimizer, RNG state, progress)."""
+    from ..models.factory import check_weights
+
+    check_weights(path)
+    for name in ("optimizer.pt", "rng.pt"):
+        try:
+            torch.load(path / name, map_location="cpu", weights_only=False)
+        except FileNotFoundError:
+            raise CheckpointError(f"{path / name}: missing") from None
+        except Exception as err:  # unpickling errors come in many types
+            raise CheckpointError(f"{path / name}: corrupt or partial checkpoint file ({err})") from err
+    try:
+        load_state(path)
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{path / STATE_FILE}: corrupt or partial checkpoint file ({err})") from err

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from ..data.io import atomic_directory, atomic_write
+from ..data.io import atomic_directory, atomic_write, check_writable
 
 KEPT_FILES = ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
               "tokenizer_config.json", "special_tokens_map.json", "config.yaml")
@@ -99,6 +99,7 @@ def model_card(out: Path, summary: dict[str, Any] | None, eval_data: str, notes:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    check_writable(args.out, "--out", directory=True)
     out = export_model(args.run_dir, args.out)
     summary = None
     if args.eval_data:

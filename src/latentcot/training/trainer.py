@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import shutil
 import signal
 import sys
 import threading
@@ -20,7 +21,7 @@ import torch
 
 from ..config import Config, save_config
 from ..data.encodings import build_encoding
-from ..data.io import load_records
+from ..data.io import check_writable, load_records
 from ..data.records import Record
 from ..methods import Example, Method, TokenizedRecord, build_method, method_class, tokenize_records
 from ..models import build_model_and_tokenizer, load_checkpoint_model, resize_for_tokenizer
@@ -71,9 +72,11 @@ class Trainer:
         if cfg.data.max_eval:
             self.valid_records = self.valid_records[: cfg.data.max_eval]
         self._check_batching()
+        if self.dist.is_main:
+            check_writable(self.output_dir, "config key 'output_dir':", directory=True)
         seed_everything(cfg.seed)
         self.state = TrainState()
-        resume_from = runs.latest_checkpoint(self.output_dir) if cfg.train.resume else None
+        resume_from = self._checkpoint_to_resume() if cfg.train.resume else None
         self.model, self.tokenizer = self._build_model(resume_from)
         self.sharded = cfg.train.fsdp and self.dist.enabled
         if self.sharded:
@@ -81,6 +84,7 @@ class Trainer:
         self.method: Method = build_method(cfg.method, self.tokenizer)
         self.train_tokens: list[TokenizedRecord] = self.method.prepare(
             tokenize_records(self.train_records, self.tokenizer), str(self.device))
+        self._check_context()
         self.optimizer = self._new_optimizer()
         # global_batches() drops a ragged last batch, so an epoch has floor(n / batch) steps.
         self.epoch_size = min(cfg.data.epoch_size or len(self.train_tokens), len(self.train_tokens))
@@ -97,7 +101,10 @@ class Trainer:
     def _load(path: str, key: str) -> list[Record]:
         if not path:
             raise ValueError(f"config key '{key}' is empty: give a problem file")
-        return load_records(path)
+        records = load_records(path)
+        if not records:
+            raise ValueError(f"{path} (config key '{key}'): no problems")
+        return records
 
     def _check_batching(self) -> None:
         t = self.cfg.train
@@ -106,7 +113,57 @@ class Trainer:
                              f"{self.dist.world_size} processes")
         if t.micro_batch_size < 0 or t.batch_size <= 0:
             raise ValueError("config keys 'train.batch_size' and 'train.micro_batch_size' must be positive")
+        if not t.lr > 0:
+            raise ValueError(f"config key 'train.lr': must be positive, got {t.lr}")
+        for key in ("epochs", "weight_decay", "grad_clip", "warmup_steps"):
+            if getattr(t, key) < 0:
+                raise ValueError(f"config key 'train.{key}': must be at least 0, got {getattr(t, key)}")
         method_class(self.cfg.method.name)  # fail before building a model on a bad method name
+
+    def _check_context(self) -> None:
+        """The longest problems, rendered as every epoch will render them, must fit the model's positions;
+        otherwise the failure would be an index error deep inside the position embedding."""
+        from ..inference.generate import context_length
+
+        context = context_length(self.model)
+        if context is None or not self.train_tokens:
+            return
+        size = lambda r: len(r.question) + sum(map(len, r.steps)) + len(r.answer) + len(r.latent)  # noqa: E731
+        longest = sorted(self.train_tokens, key=size)[-5:]
+        rng = random.Random(0)
+        for epoch in range(self.cfg.train.epochs):
+            for record in longest:
+                length = len(self.method.train_example(record, epoch, rng).input_ids)
+                if length > context:
+                    raise ValueError(f"config key 'model.n_positions': the model holds {context} positions, but "
+                                     f"training problems take up to {length} tokens (epoch {epoch + 1}); raise it")
+
+    def _checkpoint_to_resume(self) -> Path | None:
+        """The newest checkpoint that loads. Newer ones that do not (a copy cut short, a disk that filled
+        up) are named, moved aside as ``corrupt_<name>`` so nothing picks them up again, and skipped."""
+        bad: list[tuple[Path, str]] = []
+        chosen = None
+        for path in reversed(runs.list_checkpoints(self.output_dir)):
+            try:
+                ckpt.check_checkpoint(path)
+            except runs.CheckpointError as err:
+                bad.append((path, str(err)))
+                continue
+            chosen = path
+            break
+        barrier(self.dist)  # every process has checked before any file moves
+        if self.dist.is_main:
+            for path, reason in bad:
+                aside = path.with_name(f"corrupt_{path.name}")
+                if aside.exists():
+                    shutil.rmtree(aside)
+                path.rename(aside)
+                print(f"warning: skipping checkpoint {path.name}: {reason}; moved aside to {aside}", file=sys.stderr)
+            if bad:
+                print(f"resuming from the newest checkpoint that loads: {chosen or 'none, starting afresh'}",
+                      file=sys.stderr)
+        barrier(self.dist)
+        return chosen
 
     def _build_model(self, resume_from: Path | None):
         cfg = self.cfg
