@@ -69,7 +69,8 @@ class ModelConfig:
     n_head: int = option(0, "source=scratch: attention heads (0 = the preset's)")
     name_or_path: str = option("", "local directory or hub id for source=pretrained")
     n_positions: int = option(1024, "maximum sequence length for source=scratch")
-    dtype: Literal["float32", "bfloat16", "float16"] = option("float32", "parameter dtype")
+    dtype: Literal["float32", "bfloat16", "float16", "float64"] = option(
+        "float32", "parameter dtype (float64: for numerical comparisons, e.g. the FSDP test)")
     dropout: float = option(0.0, "dropout of a source=scratch model (GPT-2's own default is 0.1)")
     init_new_tokens_from: str = option(
         "", "existing token whose embedding initialises new special tokens ('' = end-of-sequence token)")

@@ -122,7 +122,9 @@ def lm_loss_sum(model: PreTrainedModel, hidden: torch.Tensor, labels: torch.Tens
     targets = labels[:, 1:]
     selected = targets != IGNORE_INDEX
     logits = model.get_output_embeddings()(hidden[:, :-1][selected])
-    loss = F.cross_entropy(logits.float(), targets[selected], reduction="sum")
+    # at least float32 (bf16 logits lose the loss), but a float64 model keeps float64
+    loss = F.cross_entropy(logits.to(torch.promote_types(logits.dtype, torch.float32)), targets[selected],
+                           reduction="sum")
     return loss, int(selected.sum())
 
 

@@ -53,7 +53,8 @@ PRESETS: dict[str, ModelPreset] = {
     "gpt2": ModelPreset(n_layer=12, n_embd=768, n_head=12),
 }
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
+           "float64": torch.float64}
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -87,6 +87,11 @@ def is_sharded(param: torch.Tensor) -> bool:
     return isinstance(param, DTensor)
 
 
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    """At least float32 for sums of squares; float64 stays float64."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 def clip_grad_norm(parameters, max_norm: float, info: DistInfo) -> float:
     """Global gradient-norm clipping over sharded (DTensor) and replicated gradients alike."""
     params = [p for p in parameters if p.grad is not None]
@@ -94,11 +99,11 @@ def clip_grad_norm(parameters, max_norm: float, info: DistInfo) -> float:
     replicated = [p.grad for p in params if not is_sharded(p.grad)]
     if not sharded:
         return float(torch.nn.utils.clip_grad_norm_([p for p in params], max_norm))
-    squares = torch.stack([g.to_local().float().pow(2).sum() for g in sharded]).sum()
+    squares = torch.stack([_wide(g.to_local()).pow(2).sum() for g in sharded]).sum()
     if info.enabled:
         dist.all_reduce(squares)
     if replicated:
-        squares = squares + torch.stack([g.float().pow(2).sum() for g in replicated]).sum()
+        squares = squares + torch.stack([_wide(g).pow(2).sum() for g in replicated]).sum()
     norm = squares.sqrt()
     coef = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
     for grad in sharded:
