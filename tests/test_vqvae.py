@@ -207,6 +207,41 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
         (straight / "state.json").read_text())["history"]
 
 
+def test_sigterm_stops_after_the_epochs_checkpoint_and_the_run_resumes(tmp_path, monkeypatch):
+    vq_available()
+    import os
+    import signal
+
+    from latentcot.config import apply_overrides
+    from latentcot.runs import TrainingStopped, list_checkpoints
+    from latentcot.vqvae import load_vqvae, train_vqvae
+    from latentcot.vqvae import train as vqvae_train
+
+    records = tiny_records(12)
+    base = TINY_MODEL + ["train.batch_size=4", "train.progress=false", "train.epochs=3"]
+    straight = train_vqvae(apply_overrides(VQVAEConfig(), base + [f"output_dir={tmp_path / 'a'}"]), records)
+    real_save = vqvae_train.save_vqvae
+
+    def save_then_terminate(*args, **kwargs):
+        saved = real_save(*args, **kwargs)
+        if saved.name == "epoch_001":
+            os.kill(os.getpid(), signal.SIGTERM)  # as if sent while the first epoch was saving
+        return saved
+
+    monkeypatch.setattr(vqvae_train, "save_vqvae", save_then_terminate)
+    cfg = apply_overrides(VQVAEConfig(), base + [f"output_dir={tmp_path / 'b'}"])
+    with pytest.raises(TrainingStopped) as stop:
+        train_vqvae(cfg, records)
+    assert stop.value.exit_code == 143 and stop.value.checkpoint.name == "epoch_001"
+    assert [p.name for p in list_checkpoints(tmp_path / "b")] == ["epoch_001"]
+    monkeypatch.undo()
+    resumed = train_vqvae(cfg, records)
+    a, _ = load_vqvae(straight)
+    b, _ = load_vqvae(resumed)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
+
+
 # --------------------------------------------------------------------------- (4) codebook metrics
 
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 import contextlib
 import random
 import shutil
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +27,7 @@ from ..models.continuous import batch_loss, collate
 from ..progress import progress_bar
 from .. import runs
 from ..runs import TrainingStopped
-from ..runtime import pick_device, seed_everything, set_rng_state
+from ..runtime import StopRequests, pick_device, seed_everything, set_rng_state
 from ..schedule import lr_at
 from ..tokenization import METHOD_TOKENS, add_method_tokens
 from . import checkpoint as ckpt
@@ -76,6 +74,7 @@ class Trainer:
             check_writable(self.output_dir, "config key 'output_dir':", directory=True)
         seed_everything(cfg.seed)
         self.state = TrainState()
+        self._stops: StopRequests | None = None
         resume_from = self._checkpoint_to_resume() if cfg.train.resume else None
         self.model, self.tokenizer = self._build_model(resume_from)
         self.sharded = cfg.train.fsdp and self.dist.enabled
@@ -385,32 +384,8 @@ class Trainer:
         return self._write_checkpoint(epoch, self.method.stage_at(epoch), mid_epoch=True)
 
     # -- stopping on a signal ------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _stop_on_signals(self):
-        """SIGINT and SIGTERM ask the run to stop at the next safe point (between two optimizer steps, or
-        after an epoch's checkpoint); a second one stops at once."""
-        self._stop_signal: signal.Signals | None = None
-        if threading.current_thread() is not threading.main_thread():
-            yield  # handlers can only be set from the main thread
-            return
-
-        def request_stop(signum, frame):
-            if self._stop_signal is not None:
-                raise KeyboardInterrupt
-            self._stop_signal = signal.Signals(signum)
-            if self.dist.is_main:
-                print(f"\n{self._stop_signal.name}: stopping after the current step with a checkpoint "
-                      f"(send it again to stop at once)", file=sys.stderr, flush=True)
-
-        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
     def _stop_requested(self) -> bool:
-        asked = getattr(self, "_stop_signal", None) is not None
+        asked = self._stops is not None and self._stops.requested
         if self.dist.enabled:
             # Every process must stop at the same step: saving gathers from all of them.
             flag = torch.tensor([float(asked)], device=self.device)
@@ -420,13 +395,18 @@ class Trainer:
 
     def _stop(self, checkpoint: Path | None) -> None:
         self.metrics.close()
-        sig = self._stop_signal or signal.SIGTERM
-        raise TrainingStopped(sig.name, checkpoint or runs.latest_checkpoint(self.output_dir), 128 + int(sig))
+        stops = self._stops
+        name = stops.signal.name if stops and stops.signal else "request"
+        raise TrainingStopped(name, checkpoint or runs.latest_checkpoint(self.output_dir),
+                              stops.exit_code if stops else 143)
 
     # -- the whole run -----------------------------------------------------------------------------
     def fit(self) -> list[dict]:
-        with self._stop_on_signals():
-            return self._fit()
+        with StopRequests(announce=self.dist.is_main) as self._stops:
+            try:
+                return self._fit()
+            finally:
+                self._stops = None
 
     def _fit(self) -> list[dict]:
         if self.dist.is_main:

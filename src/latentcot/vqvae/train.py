@@ -22,7 +22,8 @@ from ..config import save_config
 from ..data.io import load_records
 from ..progress import progress_bar
 from ..data.records import Record
-from ..runtime import pick_device, seed_everything, set_rng_state
+from ..runs import TrainingStopped
+from ..runtime import StopRequests, pick_device, seed_everything, set_rng_state
 from ..schedule import lr_at
 from ..tokenization import tokenize_records
 from ..training.metrics import MetricsLog
@@ -144,53 +145,58 @@ def train_vqvae(cfg: VQVAEConfig, train_records: Sequence[Record] | None = None,
     steps_per_epoch = max(len(examples) // t.batch_size, 1)
     total_steps = t.epochs * steps_per_epoch
     latest = resume_from
-    for epoch in range(state["epoch"], t.epochs):
-        order = list(examples)
-        random.Random(cfg.seed * 1_000_003 + epoch).shuffle(order)
-        # A ragged last batch is dropped so the codebook's moving averages always see full batches.
-        batches = _batches(order, t.batch_size)[:steps_per_epoch]
-        model.train()
-        start = time.perf_counter()
-        sums = {"loss": 0.0, "recon_loss": 0.0, "vq_loss": 0.0}
-        epoch_codes = []
-        bar = progress_bar(batches, desc=f"vqvae epoch {epoch + 1}/{t.epochs}", unit="batch", enabled=t.progress)
-        for batch in bar:
-            lr = lr_at(state["step"], total_steps, t.lr, t.lr_schedule, t.warmup_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            out = model(**collate(batch))
-            optimizer.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            if t.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            optimizer.step()
-            state["step"] += 1
-            values = {k: out[k].item() for k in sums}
-            for k in sums:
-                sums[k] += values[k]
-            epoch_codes.append(out["codes"].detach().cpu())
-            bar.set_postfix(recon=f"{values['recon_loss']:.4f}")
-            if state["step"] % max(t.log_every, 1) == 0:
-                metrics.log("train", state["step"], epoch=epoch, lr=lr, **values,
-                            elapsed=round(time.perf_counter() - start, 3))
-        summary: dict[str, Any] = {"epoch": epoch + 1, **{f"train_{k}": round(v / len(batches), 5)
-                                                          for k, v in sums.items()}}
-        usage = codebook_stats(torch.cat(epoch_codes), model.codebook_size)
-        summary.update({f"train_{k}": round(v, 4) for k, v in usage.items()})
-        metrics.log("epoch", state["step"], epoch=epoch, seconds=round(time.perf_counter() - start, 2),
-                    **{k: v for k, v in summary.items() if k != "epoch"})
-        if valid_records and t.eval_every and ((epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs):
-            result = evaluate_vqvae(model, valid_records, tokenizer, t.eval_batch_size)
-            metrics.log("eval", state["step"], epoch=epoch, **result)
-            summary.update({f"valid_{k}": round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
-        state["epoch"] = epoch + 1
-        state["history"].append(summary)
-        latest = save_vqvae(runs.checkpoint_dir(output_dir, epoch + 1), model, tokenizer, cfg,
-                            optimizer_state=optimizer.state_dict(), state=state)
-        if t.keep_checkpoints > 0:
-            for old in runs.list_checkpoints(output_dir)[:-t.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
-        print(" ".join(f"{k}={v}" for k, v in summary.items()), flush=True)
+    # A signal stops the run after the epoch in progress, whose checkpoint is then the one to resume from.
+    with StopRequests(what="after this epoch's checkpoint") as stops:
+        for epoch in range(state["epoch"], t.epochs):
+            order = list(examples)
+            random.Random(cfg.seed * 1_000_003 + epoch).shuffle(order)
+            # A ragged last batch is dropped so the codebook's moving averages always see full batches.
+            batches = _batches(order, t.batch_size)[:steps_per_epoch]
+            model.train()
+            start = time.perf_counter()
+            sums = {"loss": 0.0, "recon_loss": 0.0, "vq_loss": 0.0}
+            epoch_codes = []
+            bar = progress_bar(batches, desc=f"vqvae epoch {epoch + 1}/{t.epochs}", unit="batch", enabled=t.progress)
+            for batch in bar:
+                lr = lr_at(state["step"], total_steps, t.lr, t.lr_schedule, t.warmup_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                out = model(**collate(batch))
+                optimizer.zero_grad(set_to_none=True)
+                out["loss"].backward()
+                if t.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+                optimizer.step()
+                state["step"] += 1
+                values = {k: out[k].item() for k in sums}
+                for k in sums:
+                    sums[k] += values[k]
+                epoch_codes.append(out["codes"].detach().cpu())
+                bar.set_postfix(recon=f"{values['recon_loss']:.4f}")
+                if state["step"] % max(t.log_every, 1) == 0:
+                    metrics.log("train", state["step"], epoch=epoch, lr=lr, **values,
+                                elapsed=round(time.perf_counter() - start, 3))
+            summary: dict[str, Any] = {"epoch": epoch + 1, **{f"train_{k}": round(v / len(batches), 5)
+                                                              for k, v in sums.items()}}
+            usage = codebook_stats(torch.cat(epoch_codes), model.codebook_size)
+            summary.update({f"train_{k}": round(v, 4) for k, v in usage.items()})
+            metrics.log("epoch", state["step"], epoch=epoch, seconds=round(time.perf_counter() - start, 2),
+                        **{k: v for k, v in summary.items() if k != "epoch"})
+            if valid_records and t.eval_every and ((epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs):
+                result = evaluate_vqvae(model, valid_records, tokenizer, t.eval_batch_size)
+                metrics.log("eval", state["step"], epoch=epoch, **result)
+                summary.update({f"valid_{k}": round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
+            state["epoch"] = epoch + 1
+            state["history"].append(summary)
+            latest = save_vqvae(runs.checkpoint_dir(output_dir, epoch + 1), model, tokenizer, cfg,
+                                optimizer_state=optimizer.state_dict(), state=state)
+            if t.keep_checkpoints > 0:
+                for old in runs.list_checkpoints(output_dir)[:-t.keep_checkpoints]:
+                    shutil.rmtree(old, ignore_errors=True)
+            print(" ".join(f"{k}={v}" for k, v in summary.items()), flush=True)
+            if stops.requested and epoch + 1 < t.epochs:
+                metrics.close()
+                raise TrainingStopped(stops.signal.name, latest, stops.exit_code)
     metrics.close()
     if latest is None:
         raise ValueError(f"train.epochs={t.epochs}: nothing to train and no checkpoint in {output_dir}")
