@@ -11,6 +11,7 @@ can be chosen by measurement instead of guessed.
         --out /tmp/sweep --minutes 8
 
 Writes OUT/summary.json (per variant: the cot and Coconut epochs with valid accuracy, problems seen, seconds).
+``--plot SUMMARY.json --out FILE.png`` draws valid accuracy against problems seen, per variant.
 """
 from __future__ import annotations
 
@@ -59,10 +60,41 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def plot(summary_path: str, out: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = json.loads(Path(summary_path).read_text())
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, run in summary.items():
+        if not isinstance(run, dict):
+            continue
+        seen, xs, ys = 0, [], []
+        for phase, size in (("cot", run["cot_epoch_size"]), ("coconut", run["coconut_epoch_size"])):
+            for row in run[phase]:
+                seen += size
+                if row["accuracy"] is not None:
+                    xs.append(seen / 1000)
+                    ys.append(100 * row["accuracy"])
+        line, = ax.plot(xs, ys, marker=".", label=name)
+        cot_end = len(run["cot"]) * run["cot_epoch_size"] / 1000
+        ax.axvline(cot_end, color=line.get_color(), linestyle=":", linewidth=0.8)
+    ax.axhline(50, color="grey", linewidth=0.5)
+    ax.set_xlabel("thousands of problems seen (cot, then Coconut after the dotted line)")
+    ax.set_ylabel("official valid accuracy (%)")
+    ax.set_title("official-size ProsQA: cot then Coconut, by model size (one H100, 8.4 minutes)", fontsize=10)
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    fig.savefig(out, dpi=130)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--train", required=True)
-    ap.add_argument("--valid", required=True)
+    ap.add_argument("--plot", default="", metavar="SUMMARY.json", help="only draw a finished sweep's curves")
+    ap.add_argument("--train")
+    ap.add_argument("--valid")
     ap.add_argument("--out", required=True)
     ap.add_argument("--config", default="configs/prosqa/full_cpu.yaml")
     ap.add_argument("--minutes", type=float, default=8.0, help="wall-clock budget for the whole sweep")
@@ -72,6 +104,11 @@ def main() -> None:
     ap.add_argument("--eval-batch-size", type=int, default=150)
     ap.add_argument("--variants", default=",".join(VARIANTS))
     args = ap.parse_args()
+    if args.plot:
+        plot(args.plot, args.out)
+        return
+    if not (args.train and args.valid):
+        ap.error("--train and --valid are needed to run the sweep")
     names = args.variants.split(",")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
