@@ -181,10 +181,12 @@ def _ddp_worker(rank, world, port, cfg, records, out):
 
 
 def test_two_processes_match_one_on_the_same_global_batch(tmp_path):
+    # float64 for the reason test_fsdp_two_processes_match_one gives: any thread count, same weights
     records = tiny_prosqa(16, seed=4)
-    single = train(tiny_config(tmp_path, "train.epochs=2", name="single"), train_records=records)
+    single = train(tiny_config(tmp_path, "train.epochs=2", "model.dtype=float64", name="single"),
+                   train_records=records)
     out = tmp_path / "ddp.pt"
-    cfg = tiny_config(tmp_path, "train.epochs=2", name="ddp")
+    cfg = tiny_config(tmp_path, "train.epochs=2", "model.dtype=float64", name="ddp")
     torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), cfg, records, str(out)), nprocs=2, join=True)
     result = torch.load(out)
     for a, b in zip(single.state.history, result["history"]):
