@@ -41,22 +41,48 @@ def test_query_polarity_not_tied_to_answer(records):
     assert 0.4 < share < 0.6
 
 
-def test_steps_count_equals_hops(records):
-    assert all(len(r.steps) == 5 for r in records)
-    for hops in (1, 3, 7):
+def test_steps_are_one_per_hop_and_the_conclusion(records):
+    assert all(len(r.steps) == 6 for r in records)
+    for hops in (1, 3, 6):
         for r in generate(50, seed=hops, options=ProntoQAOptions(hops=hops)):
-            assert len(r.steps) == hops
+            assert len(r.steps) == hops + 1
             check_record(r)
 
 
-def test_steps_are_fact_then_rule(records):
+def test_steps_are_fact_then_rule_then_the_conclusion(records):
     r = records[0]
-    person = re.search(r"True or false: ([A-Z][a-z]+)", r.question).group(1)
-    for step in r.steps:
+    person, negated, adjective = re.search(r"True or false: ([A-Z][a-z]+) is (not )?([a-z]+)", r.question).groups()
+    for step in r.steps[:-1]:
         sentences = re.findall(r"[^.]+\.", step)
         assert len(sentences) == 2
         assert sentences[0].startswith(f"{person} is a")
         assert sentences[1].strip() in r.question
+    truth = (negated is None) == (r.answer == "True")  # the conclusion is the query when True
+    assert r.steps[-1] == f"{person} is {'' if truth else 'not '}{adjective}."
+
+
+def _official_statistics(records):
+    """The figures issue 12 measured on 800 problems of the official generator (5 hops)."""
+    per = []
+    for r in records:
+        sentences = [x for x in re.split(r"(?<=[.:])\s+", r.question) if x]
+        about_person = re.findall(r"(?:^|[.:] )([A-Z][a-z]+) is (?:a|an|not) ", r.question)
+        per.append((len(sentences), len(about_person), len(r.steps)))
+    n = len(per)
+    return tuple(sum(x[i] for x in per) / n for i in range(3))
+
+
+def test_statistics_match_the_official_generator(records):
+    # official (issue 12, measured on its 800 problems): 27 sentences a question, about 2.5 sentences
+    # "<Name> is (a|an|not) ...", 6 steps. Ours before matching it: 21, 1.5, 5.
+    sentences, about_person, steps = _official_statistics(records)
+    assert sentences == 27  # 23 rules, 2 facts, the query (2 when split after ':')
+    assert abs(about_person - 2.5) < 0.05  # two facts, and the query when it says "not"
+    assert steps == 6
+    rules = [rule for r in records for rule in _rules(r)]
+    plural = sum(" are " in rule for rule in rules) / len(rules)
+    every = sum(rule.startswith("Every ") for rule in rules) / len(rules)
+    assert abs(plural - 0.5) < 0.02 and abs(every - 0.25) < 0.02
 
 
 def test_question_shape(records):
@@ -68,7 +94,10 @@ def test_question_shape(records):
 def test_distractors_present(records):
     for r in records:
         rules = _rules(r)
-        assert len(rules) > 5  # the proof needs 5 rules
+        assert len(rules) == 23  # 11 subtype rules, 11 property rules, the opposite-polarity distractor
+        # the true start and a distractor fact, both after the rules
+        facts = re.findall(r"[A-Z][a-z]+ is an? [a-z]+\.", r.question.split("True or false:")[0])
+        assert len(facts) == 2 and r.question.split("True or false:")[0].rstrip().endswith(facts[1])
     # The queried adjective also appears with the opposite polarity off the chain.
     r = records[0]
     adjective = re.search(r"is (?:not )?([a-z]+)\.$", r.question).group(1)
@@ -85,26 +114,21 @@ def test_rule_wordings_vary(records):
 def test_deterministic():
     assert generate(100, seed=7) == generate(100, seed=7)
     assert generate(100, seed=7) != generate(100, seed=8)
-    opts = ProntoQAOptions(hops=3, distractor_rules=2, names="Ann,Bob")
+    opts = ProntoQAOptions(hops=3, names="Ann,Bob")
     assert generate(20, seed=1, options=opts) == generate(20, seed=1, options=opts)
 
 
 def test_option_variants_check():
     variants = [
-        ProntoQAOptions(distractor_rules=0, distractor_properties=0),
-        ProntoQAOptions(distractor_rules=1, sibling_distractor=False),
-        ProntoQAOptions(fact_last=True),
-        ProntoQAOptions(hops=3, distractor_rules=4, names="Ann", concepts="dax,blick,wug,fep,toma,zav,kiki"),
-        ProntoQAOptions(hops=10, distractor_rules=12, distractor_properties=14),
+        ProntoQAOptions(hops=1),
+        ProntoQAOptions(hops=3, names="Ann", concepts="dax,blick,wug,fep,toma,zav,kiki,lupe,mip,nork"),
+        ProntoQAOptions(hops=6),
     ]
     for opts in variants:
         records = generate(41, seed=3, options=opts)
         assert len(records) == 41
         for r in records:
             check_record(r)
-    fact_last = generate(5, options=ProntoQAOptions(fact_last=True))
-    for r in fact_last:
-        assert re.search(r"[A-Z][a-z]+ is an? [a-z]+\. True or false:", r.question)
 
 
 def test_check_rejects_flipped_answer(records):
@@ -119,33 +143,37 @@ def test_check_rejects_broken_chain(records):
     with pytest.raises(ValueError):
         check_record(dataclasses.replace(r, steps=r.steps[:2] + r.steps[3:]))  # a hop skipped
     with pytest.raises(ValueError):
-        check_record(dataclasses.replace(r, steps=r.steps[:-1]))  # never reaches the property
+        check_record(dataclasses.replace(r, steps=r.steps[:-1]))  # no conclusion
+    with pytest.raises(ValueError):
+        check_record(dataclasses.replace(r, steps=r.steps[:-2] + r.steps[-1:]))  # never reaches the property
     with pytest.raises(ValueError):
         check_record(dataclasses.replace(r, steps=[r.steps[1], r.steps[0], *r.steps[2:]]))
-    invented = r.steps[-1].split(". ")[0] + ". Every zzz is a yyy."
+    invented = r.steps[-2].split(". ")[0] + ". Every zzz is a yyy."
     with pytest.raises(ValueError):
-        check_record(dataclasses.replace(r, steps=[*r.steps[:-1], invented]))
+        check_record(dataclasses.replace(r, steps=[*r.steps[:-2], invented, r.steps[-1]]))
 
 
 def test_check_rejects_undecided_or_contradictory():
     base = "Every wumpus is a yumpus. Max is a wumpus. "
     with pytest.raises(ValueError, match="do not decide"):
-        steps = ["Max is a wumpus. Every wumpus is a yumpus."]
+        steps = ["Max is a wumpus. Every wumpus is a yumpus.", "Max is bright."]
         check_record(Record(base + "True or false: Max is bright.", steps, "True"))
     contradictory = base + "Wumpuses are bright. Yumpuses are not bright. True or false: Max is bright."
     with pytest.raises(ValueError, match="contradict"):
-        check_record(Record(contradictory, ["Max is a wumpus. Wumpuses are bright."], "True"))
+        check_record(Record(contradictory, ["Max is a wumpus. Wumpuses are bright.", "Max is bright."], "True"))
     ok = base + "Yumpuses are not bright. True or false: Max is bright."
-    steps = ["Max is a wumpus. Every wumpus is a yumpus.", "Max is a yumpus. Yumpuses are not bright."]
+    steps = ["Max is a wumpus. Every wumpus is a yumpus.", "Max is a yumpus. Yumpuses are not bright.",
+             "Max is not bright."]
     check_record(Record(ok, steps, "False"))
+    with pytest.raises(ValueError, match="conclusion"):
+        check_record(Record(ok, [*steps[:-1], "Max is bright."], "False"))
 
 
 @pytest.mark.parametrize(
     "kwargs",
     [
         {"hops": 0},
-        {"distractor_rules": -1},
-        {"distractor_properties": 15},
+        {"hops": 7},  # needs 15 adjective families; there are 13
         {"names": " , "},
         {"names": "max"},
         {"concepts": "wumpus,wumpus,yumpus"},

@@ -1,23 +1,28 @@
-"""ProntoQA-style problems (Saparov & He 2022) in the form the Coconut paper trains on.
+"""ProntoQA problems (Saparov & He 2022) as the Coconut paper trains on them.
 
-A problem is a small fictional ontology: subtype rules (``Every wumpus is a yumpus.``), property
-rules (``Yumpuses are not bright.``), one fact about a person (``Max is a wumpus.``) and a query
-(``True or false: Max is bright.``). The person's concept sits at the bottom of a chain of
-``hops - 1`` subtype rules whose last concept carries the queried property, so deciding the query
-takes exactly ``hops`` rule applications; each step of the chain of thought is one of them, written
-as ``<what is known so far>. <the rule used>.``
+The Coconut paper's ProntoQA comes from the official generator run with 5 hops, a fictional ontology,
+random sentence order and no few-shot examples; this module builds problems of the same shape (the
+structure and rates below were read from that generator and checked against its released data):
 
-Distractors keep the query from being answerable without following the chain:
+* an ontology of ``2 * hops + 4`` fictional concepts: a chain ``c_hops -> ... -> c_1 -> c_0`` of subtype
+  rules; each chain concept below the top also has a second parent ``P_i`` (a dead end); a separate pair
+  ``f -> e``; and a lone concept ``d``;
+* one property rule for every concept except ``c_0``, ``e`` and ``d``, each from its own adjective family;
+  ``d`` gets ``c_1``'s adjective with the opposite polarity (so finding "the sentence with the adjective"
+  is a coin flip) and appears nowhere else;
+* two facts about the person, after all the rules in random order: the true start (``Max is a c_hops.``)
+  and a distractor (``Max is a f.``);
+* the query ``True or false: Max is [not] <adjective>.``, decided by climbing ``hops - 1`` subtype rules
+  and applying ``c_1``'s property rule.
 
-* the ontology is a tree and every off-chain concept is a new leaf, so off-chain subtype rules are
-  never reachable from the person and cannot shorten or fork the proof;
-* the queried adjective also appears, with the opposite polarity, on a sibling of the
-  property-carrying concept (as ProntoQA does), so "find the sentence with the adjective" is a
-  coin flip;
-* other property rules use adjectives from other families (never ``dull`` next to ``bright``), so
-  whatever the person inherits is never contradictory.
+Every hop thus has a competing branch. The chain of thought is one step per rule applied,
+``<what is known so far>. <the rule used>.``, and a last step that states the conclusion alone
+(``Max is not wooden.``): ``hops + 1`` steps, the answer ``True`` or ``False``. Rules are worded
+``Xs are Ys.`` half the time and ``Every X is a Y.`` / ``Each X is a Y.`` a quarter each.
 
-:func:`check_record` re-derives the answer from the question text alone.
+One deliberate difference: labels are balanced exactly (the official generator tosses a coin per problem).
+
+:func:`check_record` re-derives the answer and checks the proof from the question text alone.
 """
 
 from __future__ import annotations
@@ -38,52 +43,47 @@ __all__ = [
     "ADJECTIVE_FAMILIES",
 ]
 
-# ProntoQA's own fictional words first, then more of the same shape so that long chains with many
-# distractors still find enough distinct concepts.
+# The official generator's fictional concept words (a problem uses 2 * hops + 4 of them).
 DEFAULT_CONCEPTS = (
-    "wumpus", "yumpus", "zumpus", "dumpus", "impus", "jompus", "numpus", "rompus", "tumpus",
-    "vumpus", "lempus", "sterpus", "gorpus", "lorpus", "shumpus", "brimpus", "grimpus", "gwompus",
-    "bompus", "felpus", "hilpus", "kelpus", "quompus", "scrumpus", "tarpus", "yerpus", "zorpus",
-    "chimpus", "dralpus", "frompus", "plimpus", "worpus",
+    "wumpus", "yumpus", "zumpus", "dumpus", "rompus", "numpus", "tumpus", "vumpus", "impus", "jompus",
+    "gorpus", "shumpus", "lempus", "sterpus", "grimpus", "lorpus", "brimpus",
 )  # fmt: skip
 
-DEFAULT_NAMES = "Alex,Fae,Max,Polly,Rex,Sally,Sam,Stella,Wren"
+DEFAULT_NAMES = "Fae,Rex,Sally,Max,Alex,Sam,Polly,Stella,Wren"
 
-# Words in one family exclude each other in plain English ("bright" vs "dull"); a problem uses at
-# most one word per family so the text never states something a reader would find contradictory.
+# The official adjective families. Words in one family exclude each other ("bright" vs "dull"), so a
+# problem uses each family at most once: the queried adjective's family for c_1 and d, one other family
+# for each other property.
 ADJECTIVE_FAMILIES: tuple[tuple[str, ...], ...] = (
+    ("blue", "red", "brown", "orange"),
+    ("small", "large"),
+    ("metallic", "wooden", "luminous", "liquid"),
+    ("transparent", "opaque"),
+    ("nervous", "happy", "feisty", "shy"),
     ("bright", "dull"),
-    ("hot", "cold"),
-    ("happy", "sad"),
-    ("kind", "mean"),
-    ("large", "small"),
-    ("opaque", "transparent"),
-    ("red", "blue"),
-    ("fruity", "sour", "spicy", "sweet"),
-    ("aggressive", "amenable"),
-    ("feisty", "shy"),
-    ("liquid", "metallic", "wooden"),
-    ("earthy",),
-    ("floral",),
-    ("luminous",),
-    ("nervous",),
+    ("sweet", "sour", "spicy", "bitter"),
+    ("floral", "fruity", "earthy"),
+    ("hot", "cold", "temperate"),
+    ("kind", "mean", "angry", "amenable", "aggressive"),
+    ("melodic", "muffled", "discordant", "loud"),
+    ("slow", "moderate", "fast"),
+    ("windy", "sunny", "overcast", "rainy", "snowy"),
 )
 _ADJECTIVES = frozenset(word for family in ADJECTIVE_FAMILIES for word in family)
 
-# Rule wordings; ProntoQA varies them so a model cannot key on one phrasing.
-_TEMPLATES = ("every", "each", "plural")
+# Rule wordings and their odds in the official generator: plural half the time, "Every"/"Each" a quarter each.
+_TEMPLATES = ("plural", "plural", "every", "each")
+# Chance that a property rule is negated: the official generator's rates after its proof-walk rejection.
+NEGATED_ON_CHAIN = 0.277
+NEGATED_OFF_CHAIN = 1 / 3
 
 
 @dataclass
 class ProntoQAOptions:
     # The CLI shows metadata["help"] as each flag's help.
-    hops: int = option(5, "rules the proof applies, = number of steps")
-    distractor_rules: int = option(6, "subtype rules about concepts off the proof chain")
-    distractor_properties: int = option(6, "property rules with adjectives other than the queried one")
-    sibling_distractor: bool = option(True, "also give the queried adjective, negated, to an off-chain concept")
+    hops: int = option(5, "rules the proof applies (steps = hops + 1, the last one the conclusion)")
     names: str = option(DEFAULT_NAMES, "comma-separated person names")
-    concepts: str = option("", "comma-separated lowercase concept words; empty = built-in list")
-    fact_last: bool = option(False, "put the person's fact just before the query, not shuffled in")
+    concepts: str = option("", "comma-separated lowercase concept words; empty = the official 17")
 
     def name_list(self) -> list[str]:
         return [n.strip() for n in self.names.split(",") if n.strip()]
@@ -94,26 +94,22 @@ class ProntoQAOptions:
         return [c.strip() for c in self.concepts.split(",") if c.strip()]
 
     def concepts_needed(self) -> int:
-        # chain + the sibling (standalone when there is no off-chain rule to hang it on) + one new
-        # concept per off-chain rule.
-        return self.hops + int(self.sibling_distractor) + self.distractor_rules - (
-            1 if self.sibling_distractor and self.distractor_rules >= 2 else 0
-        )
+        # the chain c_0..c_hops, a second parent for c_1..c_hops, the f -> e pair and the lone d
+        return 2 * self.hops + 4
+
+    def families_needed(self) -> int:
+        # a property for c_1..c_hops, for each second parent and for f
+        return 2 * self.hops + 1
 
     def validate(self) -> None:
-        for name in ("hops", "distractor_rules", "distractor_properties"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ValueError(f"ProntoQAOptions.{name} must be an int, got {value!r}")
+        if not isinstance(self.hops, int) or isinstance(self.hops, bool):
+            raise ValueError(f"ProntoQAOptions.hops must be an int, got {self.hops!r}")
         if self.hops < 1:
             raise ValueError(f"ProntoQAOptions.hops must be at least 1, got {self.hops}")
-        if self.distractor_rules < 0 or self.distractor_properties < 0:
-            raise ValueError("ProntoQAOptions.distractor_rules and distractor_properties must be >= 0")
-        if self.distractor_properties > len(ADJECTIVE_FAMILIES) - 1:
-            raise ValueError(
-                f"ProntoQAOptions.distractor_properties is {self.distractor_properties}, but only "
-                f"{len(ADJECTIVE_FAMILIES) - 1} adjective families remain besides the queried one"
-            )
+        if self.families_needed() > len(ADJECTIVE_FAMILIES):
+            raise ValueError(f"ProntoQAOptions.hops={self.hops} needs {self.families_needed()} adjective families, "
+                             f"but there are {len(ADJECTIVE_FAMILIES)} (hops can be at most "
+                             f"{(len(ADJECTIVE_FAMILIES) - 1) // 2})")
         names = self.name_list()
         if not names:
             raise ValueError("ProntoQAOptions.names lists no name")
@@ -133,10 +129,8 @@ class ProntoQAOptions:
         if {c.capitalize() for c in concepts} & set(names):
             raise ValueError("ProntoQAOptions: a name is also a concept word")
         if len(concepts) < self.concepts_needed():
-            raise ValueError(
-                f"ProntoQAOptions needs {self.concepts_needed()} concept words for hops={self.hops} and "
-                f"distractor_rules={self.distractor_rules}, but only {len(concepts)} are available"
-            )
+            raise ValueError(f"ProntoQAOptions needs {self.concepts_needed()} concept words for hops={self.hops}, "
+                             f"but only {len(concepts)} are available")
 
 
 # --- wording -------------------------------------------------------------------------------------
@@ -175,69 +169,40 @@ def _property_sentence(concept: str, adjective: str, negated: bool, template: st
 def _make_problem(rng: random.Random, opts: ProntoQAOptions, answer: bool) -> Record:
     h = opts.hops
     words = rng.sample(opts.concept_list(), opts.concepts_needed())
+    chain = words[:h + 1]  # chain[i] is c_i: chain[h] is the person's kind, chain[0] the top
+    second = words[h + 1:2 * h + 1]  # second[i - 1] is P_i, the dead-end parent of c_i
+    f, e, d = words[2 * h + 1:]
     name = rng.choice(opts.name_list())
-    families = rng.sample(ADJECTIVE_FAMILIES, 1 + opts.distractor_properties)
+    families = rng.sample(ADJECTIVE_FAMILIES, opts.families_needed())
     adjective = rng.choice(families[0])
     query_negated = rng.random() < 0.5
-    # True exactly when the rule and the query agree on "not".
+    # True exactly when c_1's property rule and the query agree on "not".
     rule_negated = query_negated if answer else not query_negated
 
-    chain, pool = words[:h], words[h:]
-    parent: dict[str, str] = {}  # child -> parent; one parent each keeps the ontology a tree
-    subtype_templates: dict[str, str] = {}
-    for child, par in zip(chain, chain[1:]):
-        parent[child] = par
-    nodes = list(chain)
-    off_rules = opts.distractor_rules
-    if off_rules >= 1:
-        # Extending the chain upward gives the sibling somewhere to hang that is not below the
-        # property-carrying concept (below it, the sibling would inherit the opposite polarity).
-        top = pool.pop()
-        parent[chain[-1]] = top
-        nodes.append(top)
-        off_rules -= 1
-    sibling = None
-    if opts.sibling_distractor:
-        sibling = pool.pop()
-        if off_rules >= 1:
-            parent[sibling] = parent[chain[-1]]
-            off_rules -= 1
-        nodes.append(sibling)
-    for _ in range(off_rules):
-        # New leaves only: nothing off the chain becomes reachable from the person.
-        leaf = pool.pop()
-        parent[leaf] = rng.choice(nodes)
-        nodes.append(leaf)
-    for child in parent:
-        subtype_templates[child] = rng.choice(_TEMPLATES)
+    subtypes = [(chain[i], chain[i - 1]) for i in range(h, 0, -1)]
+    subtypes += [(chain[i], second[i - 1]) for i in range(1, h + 1)] + [(f, e)]
+    properties = [(chain[1], adjective, rule_negated), (d, adjective, not rule_negated)]
+    others = iter(families[1:])
+    for i in range(2, h + 1):
+        properties.append((chain[i], rng.choice(next(others)), rng.random() < NEGATED_ON_CHAIN))
+    for concept in [*second, f]:
+        properties.append((concept, rng.choice(next(others)), rng.random() < NEGATED_OFF_CHAIN))
 
-    properties: list[tuple[str, str, bool]] = [(chain[-1], adjective, rule_negated)]
-    if sibling is not None:
-        properties.append((sibling, adjective, not rule_negated))
-    for family in families[1:]:
-        properties.append((rng.choice(nodes), rng.choice(family), rng.random() < 0.5))
-    property_templates = [rng.choice(_TEMPLATES) for _ in properties]
-
-    rules = [_subtype_sentence(c, p, subtype_templates[c]) for c, p in parent.items()]
-    rules += [_property_sentence(c, a, n, t) for (c, a, n), t in zip(properties, property_templates)]
-    fact = f"{name} is {_article(chain[0])} {chain[0]}."
-    if opts.fact_last:
-        rng.shuffle(rules)
-        context = rules + [fact]
-    else:
-        context = rules + [fact]
-        rng.shuffle(context)
+    subtype_rule = {pair: _subtype_sentence(*pair, rng.choice(_TEMPLATES)) for pair in subtypes}
+    property_rule = {prop: _property_sentence(*prop, rng.choice(_TEMPLATES)) for prop in properties}
+    rules = list(subtype_rule.values()) + list(property_rule.values())
+    rng.shuffle(rules)
+    facts = [f"{name} is {_article(chain[h])} {chain[h]}.", f"{name} is {_article(f)} {f}."]
+    rng.shuffle(facts)
     query = f"True or false: {name} is {'not ' if query_negated else ''}{adjective}."
 
     steps = []
-    for i, concept in enumerate(chain):
-        known = f"{name} is {_article(concept)} {concept}."
-        if i < h - 1:
-            used = _subtype_sentence(concept, chain[i + 1], subtype_templates[concept])
-        else:
-            used = _property_sentence(concept, adjective, rule_negated, property_templates[0])
+    for i in range(h, 0, -1):
+        known = f"{name} is {_article(chain[i])} {chain[i]}."
+        used = subtype_rule[(chain[i], chain[i - 1])] if i > 1 else property_rule[properties[0]]
         steps.append(f"{known} {used}")
-    return Record(question=" ".join(context + [query]), steps=steps, answer="True" if answer else "False")
+    steps.append(f"{name} is {'not ' if rule_negated else ''}{adjective}.")
+    return Record(question=" ".join(rules + facts + [query]), steps=steps, answer="True" if answer else "False")
 
 
 def generate(n: int, seed: int = 0, options: ProntoQAOptions | None = None) -> list[Record]:
@@ -317,7 +282,7 @@ def check_record(record: Record) -> None:
 
     context = _sentences(question[:marker])
     rules: dict[str, _Rule] = {}
-    start = None
+    starts: set[str] = set()
     for sentence in context:
         rule = _parse_rule(sentence)
         if rule is not None:
@@ -328,14 +293,12 @@ def check_record(record: Record) -> None:
             raise ValueError(f"cannot parse sentence {sentence!r}")
         if fact.group(1) != person:
             raise ValueError(f"fact about {fact.group(1)!r}, but the query asks about {person!r}")
-        if start is not None:
-            raise ValueError(f"more than one fact about {person!r}")
-        start = fact.group(2)
-    if start is None:
+        starts.add(fact.group(2))
+    if not starts:
         raise ValueError(f"no fact says what {person!r} is")
 
     # Forward chaining to a fixed point; the ontology is small, so the simple loop is enough.
-    kinds = {start}
+    kinds = set(starts)
     changed = True
     while changed:
         changed = False
@@ -355,15 +318,22 @@ def check_record(record: Record) -> None:
     if record.answer != expected:
         raise ValueError(f"answer is {record.answer!r}, but the rules give {expected!r}")
 
-    _check_steps(record.steps, rules, person, start, adjective, derived_negated)
+    _check_steps(record.steps, rules, person, starts, adjective, derived_negated)
 
 
 def _check_steps(
-    steps: list[str], rules: dict[str, _Rule], person: str, start: str, adjective: str, negated: bool
+    steps: list[str], rules: dict[str, _Rule], person: str, starts: set[str], adjective: str, negated: bool
 ) -> None:
-    if not steps:
-        raise ValueError("no steps")
-    current = start
+    if len(steps) < 2:
+        raise ValueError(f"expected the rule steps and a conclusion, got {len(steps)} step(s)")
+    conclusion = f"{person} is {'not ' if negated else ''}{adjective}."
+    if steps[-1] != conclusion:
+        raise ValueError(f"the last step should state the conclusion {conclusion!r}, got {steps[-1]!r}")
+    steps = steps[:-1]
+    first = _FACT.match(steps[0])
+    if first is None or first.group(2) not in starts:
+        raise ValueError(f"step 0 should start from a fact of the question about {person}")
+    current = first.group(2)
     for i, step in enumerate(steps):
         parts = _sentences(step)
         if len(parts) != 2:
