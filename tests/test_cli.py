@@ -23,7 +23,7 @@ def test_generator_options_become_flags(tmp_path):
     assert all(len(r.question.split("*")[0].split()) == 6 for r in load_records(out))
     out = tmp_path / "p.jsonl"
     assert main(["data", "generate", "prontoqa", "--n", "4", "--hops", "3", "--out", str(out)]) == 0
-    assert all(len(r.steps) == 3 for r in load_records(out))
+    assert all(len(r.steps) == 3 + 1 for r in load_records(out))  # 3 hops and the conclusion
 
 
 def test_bad_generator_option_is_one_line_error(capsys):
