@@ -146,3 +146,70 @@ def test_eval_cli_converts_inside_and_answers_in_words(tmp_path, capsys):
         assert row["generated"] == ENC.decode_output(row["generated_encoded"], ENC.encode(record))
         assert row["predicted"] == extract_answer(row["generated"])
         assert row["correct"] == (row["predicted"] == record.answer)
+
+
+# -- rules (ProntoQA) ---------------------------------------------------------------------------------
+
+def _solve_compact(question: str) -> str:
+    """An independent reader of the compact form: forward chaining over 'subject [-] predicate |' rules."""
+    *clauses, query = [c.split() for c in question.split("|")]
+    subtype, props, kinds = {}, {}, set()
+    for clause in clauses:
+        if clause[0] == "R":
+            kinds.add(clause[1])
+        elif clause[1] == "-":
+            props.setdefault(clause[0], []).append((clause[2], True))
+        else:
+            subtype.setdefault(clause[0], []).append(clause[1])
+            props.setdefault(clause[0], []).append((clause[1], False))
+    frontier = list(kinds)
+    while frontier:
+        for parent in subtype.get(frontier.pop(), []):
+            if parent not in kinds:
+                kinds.add(parent)
+                frontier.append(parent)
+    _, *negation, adjective = query
+    facts = {neg for kind in kinds for word, neg in props.get(kind, []) if word == adjective}
+    (negated,) = facts
+    return "True" if negated == bool(negation) else "False"
+
+
+def test_rules_encoding_keeps_every_problem_decidable_and_decodes_gold_output_exactly():
+    from latentcot.data.encodings import RulesEncoding
+    from latentcot.data.prontoqa import generate
+
+    encoding = RulesEncoding()
+    for record in generate(300, seed=11):
+        encoded = encoding.encode(record)
+        assert encoded.question.count("|") == 25 and encoded.question.count(" R ") == 2
+        assert _solve_compact(encoded.question) == record.answer
+        assert len(encoded.steps) == len(record.steps) and encoded.answer == record.answer
+        gold = "\n".join(s.strip() for s in encoded.steps) + "\n### " + encoded.answer
+        assert encoding.decode_output(gold, encoded) == "\n".join(record.steps) + "\n### " + record.answer
+
+
+def test_rules_encoding_folds_the_wordings_together_and_shortens_the_question():
+    from latentcot.data.encodings import RulesEncoding
+    from latentcot.data.prontoqa import generate
+    from latentcot.tokenization import build_tokenizer
+
+    encoding = RulesEncoding()
+    tail = " Max is a wumpus. True or false: Max is not bright."
+    forms = ["Every wumpus is a yumpus. Yumpuses are bright.", "Each wumpus is a yumpus. Each yumpus is bright.",
+             "Wumpuses are yumpuses. Every yumpus is bright."]
+    encoded = {encoding.encode(Record(form + tail, [], "False")).question for form in forms}
+    assert encoded == {" wumpus yumpus | yumpus bright | R wumpus | Q - bright"}
+    records = generate(200, seed=12)
+    tokenizer = build_tokenizer("word", records + encoding.encode_all(records))
+    words = sum(len(tokenizer(r.question)["input_ids"]) for r in records)
+    compact = sum(len(tokenizer(r.question)["input_ids"]) for r in encoding.encode_all(records))
+    assert compact < 0.75 * words
+
+
+def test_rules_encoding_names_what_it_cannot_read():
+    from latentcot.data.encodings import RulesEncoding
+
+    with pytest.raises(DataError, match=r"f\.json: record 3: field 'question'.*True or false"):
+        RulesEncoding().encode(Record("Every wumpus is a yumpus.", [], "True"), "f.json", "record 3")
+    with pytest.raises(DataError, match=r"field 'steps'.*step 0"):
+        RulesEncoding().encode(Record("Max is a wumpus. True or false: Max is bright.", ["Max flies."], "True"))

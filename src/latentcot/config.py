@@ -42,9 +42,10 @@ class DataConfig:
         0, "problems per epoch (0 = all): epoch e takes the next N problems of the training set, wrapping "
         "around, so a large generated set is seen a window at a time and each epoch is short")
     max_eval: int = option(0, "evaluate on only the first N problems (0 = all)")
-    encoding: Literal["text", "graph"] = option(
-        "text", "text: problems as written; graph: ProsQA-style graphs as node ids and 'src dst |' edges "
-        "(latentcot.data.encodings), decoded back to the file's words for evaluation")
+    encoding: Literal["text", "graph", "rules"] = option(
+        "text", "text: problems as written; graph: ProsQA-style graphs as node ids and 'src dst |' edges; "
+        "rules: ProntoQA rules as 'subject [-] predicate |' (latentcot.data.encodings), decoded back to the "
+        "file's words for evaluation")
 
 
 @dataclass

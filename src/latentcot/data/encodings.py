@@ -18,6 +18,19 @@ evaluation row and accuracy is in the words of the file and any scorer can check
 
 The markers are single letters rather than the paper's ``[Q]``/``[R]`` so that the byte-level word
 tokenizer keeps each one a single token.
+
+``rules`` does the same for ProntoQA: each rule is ``subject predicate |`` whatever its wording
+(``Every wumpus is a yumpus.``, ``Wumpuses are yumpuses.`` and ``Each wumpus is a yumpus.`` all become
+``wumpus yumpus |``), a negated property puts ``-`` before the adjective, a fact about the person is
+``R concept |``, and the query ``Q [-] adjective``::
+
+    question  Each lempus is not metallic. ... Lorpuses are yumpuses. Wren is a lorpus. ... True or false: Wren is metallic.
+    rules     lempus - metallic | ... lorpus yumpus | R lorpus | ... Q metallic
+    steps     Wren is a lorpus. Lorpuses are yumpuses.   ->   lorpus yumpus
+    steps     Wren is metallic.   ->   metallic
+    answer    True   ->   True
+
+Concept and adjective words stay words (ProntoQA draws them from fixed lists); only the templates go.
 """
 
 from __future__ import annotations
@@ -26,6 +39,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar, Sequence
 
+from . import prontoqa
 from .prosqa import _ASK_RE, _FACT_RE  # the sentence forms the generator writes and its checker reads
 from .records import DataError, Record
 
@@ -162,6 +176,87 @@ class GraphEncoding(Encoding):
         return value
 
 
+NEGATION = "-"
+_RULE_LINE_RE = re.compile(r"\s*([a-z]+) (?:(-) )?([a-z]+)\s*")
+_CONCLUSION_LINE_RE = re.compile(r"\s*(?:(-) )?([a-z]+)\s*")
+
+
+class RulesEncoding(Encoding):
+    """ProntoQA's rules as ``subject [-] predicate |`` (``data.encoding: rules``)."""
+
+    name = "rules"
+
+    def encode(self, record: Record, source: str = "<memory>", where: str = "record 0") -> Record:
+        def fail(message: str, field: str) -> DataError:
+            return DataError(source, where, f"{message} (data.encoding=rules)", field)
+
+        marker = record.question.find("True or false:")
+        query = prontoqa._QUERY.fullmatch(record.question[marker:].strip()) if marker >= 0 else None
+        if query is None:
+            raise fail("no final 'True or false: <Name> is [not] <adjective>.' sentence", "question")
+        person, query_negated, adjective = query.groups()
+        try:
+            sentences = prontoqa._sentences(record.question[:marker])
+        except ValueError as err:
+            raise fail(str(err), "question") from None
+        parts, sentence_of = [], {}
+        for sentence in sentences:
+            try:
+                rule = prontoqa._parse_rule(sentence)
+            except ValueError as err:
+                raise fail(str(err), "question") from None
+            if rule is not None:
+                compact = f"{rule.subject} {NEGATION + ' ' if rule.negated else ''}{rule.predicate}"
+                sentence_of[compact] = sentence
+                parts.append(f"{compact} {EDGE_END}")
+                continue
+            fact = prontoqa._FACT.fullmatch(sentence)
+            if fact is None or fact.group(1) != person:
+                raise fail(f"{sentence!r} is neither a rule nor a fact about {person}", "question")
+            parts.append(f"{ROOT_MARK} {fact.group(2)} {EDGE_END}")
+        parts.append(f"{OPTIONS_MARK} {NEGATION + ' ' if query_negated else ''}{adjective}")
+        steps = [self._encode_step(step, person, i, fail) for i, step in enumerate(record.steps)]
+        extra = dict(record.extra, rules_person=person, rules_sentences=sentence_of)
+        return Record(question=" " + " ".join(parts), steps=steps, answer=record.answer, extra=extra)
+
+    @staticmethod
+    def _encode_step(step: str, person: str, i: int, fail) -> str:
+        try:
+            sentences = prontoqa._sentences(step)
+        except ValueError:
+            sentences = []
+        if len(sentences) == 2 and (rule := prontoqa._parse_rule(sentences[1])) is not None:
+            return f" {rule.subject} {NEGATION + ' ' if rule.negated else ''}{rule.predicate}"
+        conclusion = re.fullmatch(rf"{person} is (not )?([a-z]+)\.", step.strip())
+        if conclusion is not None:
+            return f" {NEGATION + ' ' if conclusion.group(1) else ''}{conclusion.group(2)}"
+        raise fail(f"step {i} {step!r} is neither '<fact>. <rule>.' nor the conclusion", "steps")
+
+    def decode_output(self, generated: str, encoded: Record) -> str:
+        m = _ANSWER_TAIL_RE.fullmatch(generated)
+        body, tail = (m.group(1), m.group(2)) if m else (generated, None)
+        words = "\n".join(self._step_words(line, encoded) or line for line in body.split("\n"))
+        return words if tail is None else f"{words}{m.group(2)}{m.group(3)}"
+
+    @staticmethod
+    def _step_words(line: str, encoded: Record) -> str | None:
+        person, sentence_of = encoded.extra["rules_person"], encoded.extra["rules_sentences"]
+        rule = _RULE_LINE_RE.fullmatch(line)
+        if rule is not None:
+            subject, negated, predicate = rule.groups()
+            compact = f"{subject} {NEGATION + ' ' if negated else ''}{predicate}"
+            if compact in sentence_of:
+                return f"{person} is {'an' if subject[0] in 'aeiou' else 'a'} {subject}. {sentence_of[compact]}"
+            return None
+        conclusion = _CONCLUSION_LINE_RE.fullmatch(line)
+        if conclusion is not None and conclusion.group(2) not in ("True", "False"):
+            return f"{person} is {'not ' if conclusion.group(1) else ''}{conclusion.group(2)}."
+        return None
+
+    def node_texts(self, record: Record) -> list[str]:
+        raise ValueError("data.encoding=rules has no graph nodes to read thoughts against (a ProsQA analysis)")
+
+
 def _split_question(question: str) -> tuple[str, re.Match | None]:
     at = question.rfind("Is ")
     if at < 0:
@@ -214,7 +309,7 @@ def graph_fields_from_question(question: str, source: str = "<memory>", where: s
             "target": index[target], "neg_target": index[second if target == first else first]}
 
 
-ENCODINGS: dict[str, type[Encoding]] = {cls.name: cls for cls in (Encoding, GraphEncoding)}
+ENCODINGS: dict[str, type[Encoding]] = {cls.name: cls for cls in (Encoding, GraphEncoding, RulesEncoding)}
 
 
 def build_encoding(name: str) -> Encoding:
@@ -223,5 +318,5 @@ def build_encoding(name: str) -> Encoding:
     return ENCODINGS[name]()
 
 
-__all__ = ["ENCODINGS", "Encoding", "GraphEncoding", "build_encoding", "graph_fields_from_question",
+__all__ = ["ENCODINGS", "Encoding", "GraphEncoding", "RulesEncoding", "build_encoding", "graph_fields_from_question",
            "parse_graph_question"]
