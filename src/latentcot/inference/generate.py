@@ -42,7 +42,7 @@ from transformers import DynamicCache, PreTrainedModel
 
 from ..data.records import Record
 from ..methods import Example, Method, tokenize_records
-from ..models.continuous import collate, forward_hidden, position_ids
+from ..models.continuous import cache_argument, collate, forward_hidden, position_ids, returned_cache
 from ..progress import progress_bar
 
 
@@ -173,8 +173,8 @@ def _generate_batch(model: PreTrainedModel, method: Method, examples: Sequence[E
             break
         mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)
         out = model.base_model(input_ids=token[:, None], attention_mask=mask, position_ids=next_position[:, None],
-                               past_key_values=cache, use_cache=True)
-        cache = out.past_key_values
+                               use_cache=True, **cache_argument(model.base_model, cache))
+        cache = returned_cache(out)
         logits = head(out.last_hidden_state[:, -1])
         next_position = next_position + 1
 

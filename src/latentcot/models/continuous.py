@@ -7,6 +7,8 @@ a time; the KV cache is what keeps that cheap (see :func:`forward_hidden`).
 
 from __future__ import annotations
 
+import inspect
+
 from typing import Sequence
 
 import torch
@@ -69,6 +71,24 @@ def thought_columns(thought_mask: torch.Tensor) -> tuple[int, int]:
     return start, end
 
 
+def cache_argument(base: torch.nn.Module, cache) -> dict:
+    """The KV cache as the model's forward takes it: ``cache=`` in recent transformers (which warn on the
+    older ``past_key_values=``), ``past_key_values=`` before."""
+    takes = _CACHE_KEYWORD.get(type(base))
+    if takes is None:
+        takes = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+        _CACHE_KEYWORD[type(base)] = takes
+    return {takes: cache}
+
+
+def returned_cache(out):
+    """The cache a forward returned, under either name."""
+    return out["cache"] if "cache" in out else out.past_key_values
+
+
+_CACHE_KEYWORD: dict[type, str] = {}
+
+
 def forward_hidden(
     model: PreTrainedModel,
     input_ids: torch.Tensor,
@@ -89,8 +109,8 @@ def forward_hidden(
     positions = position_ids(attention_mask)
     if thought_mask is None or not bool(thought_mask.any()):
         out = base(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=positions,
-                   past_key_values=cache, use_cache=cache is not None)
-        return out.last_hidden_state, out.past_key_values if cache is not None else None
+                   use_cache=cache is not None, **cache_argument(base, cache))
+        return out.last_hidden_state, returned_cache(out) if cache is not None else None
 
     start, end = thought_columns(thought_mask)
     if cache is None:
@@ -99,7 +119,7 @@ def forward_hidden(
 
     def run(lo: int, hi: int, inputs: torch.Tensor) -> torch.Tensor:
         out = base(inputs_embeds=inputs, attention_mask=attention_mask[:, :hi], position_ids=positions[:, lo:hi],
-                   past_key_values=cache, use_cache=True)
+                   use_cache=True, **cache_argument(base, cache))
         chunks.append(out.last_hidden_state)
         return out.last_hidden_state
 
