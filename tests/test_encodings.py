@@ -213,3 +213,21 @@ def test_rules_encoding_names_what_it_cannot_read():
         RulesEncoding().encode(Record("Every wumpus is a yumpus.", [], "True"), "f.json", "record 3")
     with pytest.raises(DataError, match=r"field 'steps'.*step 0"):
         RulesEncoding().encode(Record("Max is a wumpus. True or false: Max is bright.", ["Max flies."], "True"))
+
+
+def test_a_rules_encoded_coconut_run_trains_and_evaluates_in_words(tmp_path, capsys):
+    from test_training import tiny_config
+
+    from latentcot.data.prontoqa import ProntoQAOptions, generate
+    from latentcot.training import train
+
+    records = generate(16, seed=1, options=ProntoQAOptions(hops=2))
+    cfg = tiny_config(tmp_path, "train.epochs=2", "data.encoding=rules", "method.max_latent_stage=3",
+                      "method.max_new_tokens=12", name="rules")
+    train(cfg, train_records=records)
+    save_records(generate(4, seed=9, options=ProntoQAOptions(hops=2)), tmp_path / "valid.json")
+    out = tmp_path / "rows.jsonl"
+    assert main(["eval", str(tmp_path / "rules"), "--data", str(tmp_path / "valid.json"), "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 4 and all(row["question"].endswith(".") and "True or false:" in row["question"] for row in rows)
+    assert all("generated_encoded" in row for row in rows)  # the model's own compact text is kept too
