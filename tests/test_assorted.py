@@ -142,3 +142,14 @@ def test_pipeline_from_scratch_and_from_a_cot_run(tmp_path):
     _, model, tokenizer, method = load_run(tmp_path / "scratch")
     result = evaluate(model, tokenizer, method, valid, batch_size=2)
     assert result.n_problems == 3 and "share_starting_latent" in result.summary()
+
+    # an exported assorted model carries its VQ-VAE: it evaluates the same with the VQ-VAE run gone
+    from latentcot.training.export import export_model
+
+    export_model(tmp_path / "scratch", tmp_path / "export")
+    (tmp_path / "vq").rename(tmp_path / "vq_gone")
+    _, model, tokenizer, method = load_run(tmp_path / "export")
+    again = evaluate(model, tokenizer, method, valid, batch_size=2)
+    assert [r["generated"] for r in again.rows] == [r["generated"] for r in result.rows]
+    # reading codes back as text loads the bundled VQ-VAE (the original run is gone)
+    assert all(isinstance(method.latent_text(r["generated"], r["question"]), str) for r in again.rows)

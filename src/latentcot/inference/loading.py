@@ -17,5 +17,8 @@ def load_run(run_dir: str | Path):
     if not config_path.exists():
         raise FileNotFoundError(f"{directory}: no config.yaml (is this a saved run directory?)")
     cfg = load_config(config_path)
+    if cfg.method.vqvae and (directory / cfg.method.vqvae).exists():
+        # an exported model carries its VQ-VAE inside, named relative to itself (latentcot export)
+        cfg.method.vqvae = str(directory / cfg.method.vqvae)
     model, tokenizer = load_checkpoint_model(directory, cfg.model.dtype)
     return cfg, model, tokenizer, build_method(cfg.method, tokenizer)

@@ -69,17 +69,41 @@ def export_model(run: str | Path, out: str | Path) -> Path:
                 shutil.copy2(checkpoint / name, tmp / name)
         if not (tmp / "model.safetensors").exists():
             raise FileNotFoundError(f"{checkpoint}: no model.safetensors to export")
+        _bundle_vqvae(checkpoint, tmp)
         info = {"exported_from": str(checkpoint), "runs": chain,
                 "training_minutes_total": round(sum(r["training_minutes"] for r in chain), 2)}
         (tmp / "training.json").write_text(json.dumps(info, indent=2) + "\n")
     return out
 
 
+VQVAE_DIR = "vqvae"
+
+
+def _bundle_vqvae(checkpoint: Path, out: Path) -> None:
+    """A Token Assorted model needs its VQ-VAE at inference (the codes' length, reading codes back as
+    text): copy its weights, hyperparameters and tokenizer into ``out/vqvae`` and point the exported
+    config there, relative to the model directory, so the export works with nothing else present."""
+    from ..config import load_config, save_config
+    from ..vqvae.io import HPARAMS_FILE, MODEL_FILE, resolve_vqvae
+
+    cfg = load_config(out / "config.yaml")
+    if not cfg.method.vqvae:
+        return
+    source = resolve_vqvae(cfg.method.vqvae if Path(cfg.method.vqvae).exists()
+                           else checkpoint / cfg.method.vqvae)
+    (out / VQVAE_DIR).mkdir()
+    for name in (MODEL_FILE, HPARAMS_FILE, "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (source / name).exists():
+            shutil.copy2(source / name, out / VQVAE_DIR / name)
+    cfg.method.vqvae = VQVAE_DIR
+    save_config(cfg, out / "config.yaml")
+
+
 def model_card(out: Path, summary: dict[str, Any] | None, eval_data: str, notes: str, batch_size: int) -> str:
     cfg_text = (out / "config.yaml").read_text()
     cfg = yaml.safe_load(cfg_text)
     info = json.loads((out / "training.json").read_text())
-    size = sum(f.stat().st_size for f in out.iterdir() if f.is_file()) / 2 ** 20
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2 ** 20
     lines = [f"# {out.name}", "", notes.strip() + "\n" if notes.strip() else "",
              f"- method: `{cfg['method']['name']}`; data encoding: `{cfg['data'].get('encoding', 'text')}`; "
              f"model: {cfg['model']['arch']} `{cfg['model']['preset']}` ({size:.1f} MB on disk)",
