@@ -216,9 +216,11 @@ def _first_line(err: BaseException) -> str:
 
 
 def check_weights(directory: str | os.PathLike) -> None:
-    """Every safetensors file of a checkpoint reads whole (a truncated copy or an interrupted write does not)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    """Every safetensors file of a checkpoint is whole (a truncated copy or an interrupted write is not).
+
+    Opening a file checks its header and that the header's tensors cover the file exactly, without
+    reading the weights, so a checkpoint is not loaded twice."""
+    from safetensors import SafetensorError, safe_open
 
     from ..runs import CheckpointError
 
@@ -228,6 +230,7 @@ def check_weights(directory: str | os.PathLike) -> None:
         raise CheckpointError(f"{directory}: no model weights (model.safetensors is missing)")
     for path in files:
         try:
-            load_file(path)
+            with safe_open(str(path), framework="pt") as handle:
+                handle.keys()
         except (SafetensorError, OSError, RuntimeError, ValueError) as err:
             raise CheckpointError(f"{path}: corrupt or partial checkpoint file ({_first_line(err)})") from err
