@@ -231,3 +231,34 @@ def test_a_rules_encoded_coconut_run_trains_and_evaluates_in_words(tmp_path, cap
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 4 and all(row["question"].endswith(".") and "True or false:" in row["question"] for row in rows)
     assert all("generated_encoded" in row for row in rows)  # the model's own compact text is kept too
+
+
+def test_a_rules_encoded_vqvae_cuts_the_compact_traces_and_assorted_checks_the_encoding(tmp_path):
+    """The VQ-VAE reads data.encoding like the LM: its codes cover the compact trace (one chunk of 16 tokens
+    holds a 2-hop rules trace; the words need more), and an assorted LM in another encoding is refused."""
+    pytest.importorskip("vector_quantize_pytorch")
+    from test_training import tiny_config
+
+    from latentcot.config import apply_overrides
+    from latentcot.data.prontoqa import ProntoQAOptions, generate
+    from latentcot.training import train
+    from latentcot.vqvae import VQVAEConfig
+    from latentcot.vqvae.io import load_vqvae, vqvae_encoding
+    from latentcot.vqvae.train import train_vqvae
+
+    records = generate(12, seed=1, options=ProntoQAOptions(hops=2))
+    vq = tmp_path / "vq"
+    base = ["model.d_model=32", "model.n_heads=2", "model.n_layers=1", "model.codebook_size=8",
+            "model.chunk_len=16", "train.epochs=1", "train.progress=false", "train.eval_every=0"]
+    train_vqvae(apply_overrides(VQVAEConfig(), [f"output_dir={vq}", "data.encoding=rules", *base]),
+                train_records=records)
+    assert vqvae_encoding(vq) == "rules"
+    _, tokenizer = load_vqvae(vq)
+    assert "Ġ|" in tokenizer.get_vocab()  # the vocabulary was built from the compact form
+
+    common = ["method.name=assorted", f"method.vqvae={vq}", f"tokenizer.path={vq}", "method.max_new_tokens=12",
+              "train.epochs=1"]
+    trainer = train(tiny_config(tmp_path, *common, "data.encoding=rules", name="rules"), train_records=records)
+    assert all(len(r.latent) == 1 for r in trainer.train_tokens)  # 3 short steps and their separators: one chunk
+    with pytest.raises(ValueError, match="data.encoding.*'text'.*'rules'"):
+        train(tiny_config(tmp_path, *common, name="words"), train_records=records)

@@ -85,10 +85,17 @@ class Assorted(Method):
         if any(m < 0 for m in cfg.latent_chunks):
             raise ValueError(f"config key 'method.latent_chunks': chunk counts must be >= 0, got {cfg.latent_chunks}")
 
-    def prepare(self, records: list[TokenizedRecord], device: str = "cpu") -> list[TokenizedRecord]:
-        """Encode every problem's steps with the VQ-VAE; fails if the LM tokenizes them differently."""
-        from ..vqvae.io import load_vqvae
+    def prepare(self, records: list[TokenizedRecord], device: str = "cpu",
+                encoding: str = "text") -> list[TokenizedRecord]:
+        """Encode every problem's steps with the VQ-VAE; fails if the LM tokenizes them differently or
+        writes them in another data encoding than the VQ-VAE was trained on."""
+        from ..vqvae.io import load_vqvae, vqvae_encoding
 
+        trained_on = vqvae_encoding(_vqvae_dir(self.cfg))
+        if trained_on != encoding:
+            raise ValueError(f"config key 'data.encoding': the LM's problems are in the {encoding!r} encoding but "
+                             f"the VQ-VAE at {self.cfg.vqvae} was trained on {trained_on!r}; set "
+                             f"data.encoding={trained_on} or train a VQ-VAE with data.encoding={encoding}")
         vqvae, vq_tokenizer = load_vqvae(_vqvae_dir(self.cfg), device)
         if len(self.latent_ids) != vqvae.codebook_size:
             raise ValueError(f"the vocabulary has {len(self.latent_ids)} latent tokens but the VQ-VAE at "

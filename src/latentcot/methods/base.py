@@ -70,8 +70,12 @@ class Method:
         added when a model is built or continued from another run."""
         return ()
 
-    def prepare(self, records: list[TokenizedRecord], device: str = "cpu") -> list[TokenizedRecord]:
-        """Once before training: attach whatever the rendering needs beyond the tokens (default: nothing)."""
+    def prepare(self, records: list[TokenizedRecord], device: str = "cpu",
+                encoding: str = "text") -> list[TokenizedRecord]:
+        """Once before training: attach whatever the rendering needs beyond the tokens (default: nothing).
+
+        ``encoding`` is the ``data.encoding`` the records were written in, for methods whose side model
+        (Token Assorted's VQ-VAE) was trained on one encoding and must not read another."""
         return records
 
     # -- schedule ----------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ class Trainer:
             shard_blocks(self.model, self.device, self.dist)
         self.method: Method = build_method(cfg.method, self.tokenizer)
         self.train_tokens: list[TokenizedRecord] = self.method.prepare(
-            tokenize_records(self.train_records, self.tokenizer), str(self.device))
+            tokenize_records(self.train_records, self.tokenizer), str(self.device), cfg.data.encoding)
         self._check_context()
         self.optimizer = self._new_optimizer()
         # global_batches() drops a ragged last batch, so an epoch has floor(n / batch) steps.

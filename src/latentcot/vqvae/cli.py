@@ -25,9 +25,10 @@ def cmd_vqvae_train(args: argparse.Namespace) -> int:
 def cmd_vqvae_eval(args: argparse.Namespace) -> int:
     import sys
 
+    from ..data.encodings import build_encoding
     from ..data.io import atomic_write, load_records
     from ..runtime import pick_device
-    from .io import load_vqvae
+    from .io import load_vqvae, vqvae_encoding
     from .train import evaluate_vqvae
 
     if args.batch_size < 1:
@@ -36,6 +37,7 @@ def cmd_vqvae_eval(args: argparse.Namespace) -> int:
     if not records:
         raise ValueError(f"{args.data}: no problems")
     model, tokenizer = load_vqvae(args.run, pick_device(args.device))
+    records = build_encoding(vqvae_encoding(args.run)).encode_all(records, args.data)
     result = evaluate_vqvae(model, records, tokenizer, args.batch_size, progress=True)
     text = json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
     print(text)

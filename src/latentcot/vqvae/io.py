@@ -94,6 +94,18 @@ def resolve_vqvae(path: str | Path) -> Path:
     return latest
 
 
+def vqvae_encoding(path: str | Path) -> str:
+    """The ``data.encoding`` a saved VQ-VAE's traces were written in (``text`` for one saved without a
+    config, as before encodings existed)."""
+    import yaml
+
+    config = resolve_vqvae(path) / "config.yaml"
+    if not config.exists():
+        return "text"
+    saved = yaml.safe_load(config.read_text()) or {}
+    return (saved.get("data") or {}).get("encoding", "text")
+
+
 def load_vqvae(path: str | Path, device: str | torch.device = "cpu"):
     """(model in eval mode, tokenizer) from a saved VQ-VAE or a run directory's newest checkpoint."""
     from safetensors.torch import load_model

@@ -19,6 +19,7 @@ import torch
 
 from .. import runs
 from ..config import save_config
+from ..data.encodings import build_encoding
 from ..data.io import load_records
 from ..progress import progress_bar
 from ..data.records import Record
@@ -108,6 +109,10 @@ def train_vqvae(cfg: VQVAEConfig, train_records: Sequence[Record] | None = None,
         cfg.data.train, "data.train", cfg.data.max_train)
     if valid_records is None:
         valid_records = _load(cfg.data.valid, "data.valid", cfg.data.max_eval) if cfg.data.valid else []
+    # The LM trained on these codes sees the problems in the same encoding, so the traces are cut there.
+    encoding = build_encoding(cfg.data.encoding)
+    train_records = encoding.encode_all(train_records, cfg.data.train or "data.train")
+    valid_records = encoding.encode_all(valid_records, cfg.data.valid or "data.valid")
     device = pick_device(t.device)
     seed_everything(cfg.seed)
 
