@@ -192,3 +192,33 @@ def test_invalid_n():
     with pytest.raises(ValueError):
         generate(-1)
     assert generate(0) == []
+
+
+def test_each_step_is_decided_by_a_two_hop_lookup(records):
+    """What a forward-writing model must compute (docs/prontoqa_full_cpu.md): from the current concept, the next
+    concept is the one 'is a' target that itself has 'is a' rules (the others are dead ends), or the query's
+    adjective once it is in reach; the first step's fact is chosen the same way. Checked on every problem
+    through the compact form, so a generator change that breaks or trivialises this shows here."""
+    from latentcot.data.encodings import RulesEncoding
+
+    for record in records:
+        encoded = RulesEncoding().encode(record)
+        parts = [p.split() for p in encoded.question.split("|")]
+        rules = [p for p in parts if p[0] not in ("R", "Q")]
+        facts = [p[1] for p in parts if p[0] == "R"]
+        query = parts[-1][-1]
+        targets: dict[str, list[str]] = {}
+        for rule in rules:
+            targets.setdefault(rule[0], []).append(rule[-1])
+
+        def live(concept: str) -> bool:
+            return query in targets.get(concept, []) or any(len(targets.get(t, [])) > 1
+                                                            for t in targets.get(concept, []))
+
+        steps = [s.split() for s in encoded.steps]
+        assert [f for f in facts if live(f)] == [steps[0][0]]
+        for step in steps[:-1]:
+            options = targets[step[0]]
+            chosen = [query] if query in options else [t for t in options if len(targets.get(t, [])) > 1]
+            assert chosen == [step[-1]]
+            assert len(options) >= 2  # a real choice at every hop
