@@ -21,11 +21,11 @@ tokenizer keeps each one a single token.
 
 ``rules`` does the same for ProntoQA: each rule is ``subject predicate |`` whatever its wording
 (``Every wumpus is a yumpus.``, ``Wumpuses are yumpuses.`` and ``Each wumpus is a yumpus.`` all become
-``wumpus yumpus |``), a negated property puts ``-`` before the adjective, a fact about the person is
-``R concept |``, and the query ``Q [-] adjective``::
+``wumpus yumpus |``), a negated property puts ``-`` after the adjective, a fact about the person is
+``R concept |``, and the query ``Q adjective [-]``::
 
     question  Each lempus is not metallic. ... Lorpuses are yumpuses. Wren is a lorpus. ... True or false: Wren is metallic.
-    rules     lempus - metallic | ... lorpus yumpus | R lorpus | ... Q metallic
+    rules     lempus metallic - | ... lorpus yumpus | R lorpus | ... Q metallic
     steps     Wren is a lorpus. Lorpuses are yumpuses.   ->   lorpus yumpus
     steps     Wren is metallic.   ->   metallic
     answer    True   ->   True
@@ -177,12 +177,23 @@ class GraphEncoding(Encoding):
 
 
 NEGATION = "-"
-_RULE_LINE_RE = re.compile(r"\s*([a-z]+) (?:(-) )?([a-z]+)\s*")
-_CONCLUSION_LINE_RE = re.compile(r"\s*(?:(-) )?([a-z]+)\s*")
+_RULE_LINE_RE = re.compile(r"\s*([a-z]+) ([a-z]+)(?: (-))?\s*")
+_CONCLUSION_LINE_RE = re.compile(r"\s*([a-z]+)(?: (-))?\s*")
+
+
+def _polar(predicate: str, negated: bool | str | None) -> str:
+    """A predicate with its polarity after it: the negation mark follows the word it negates."""
+    return f"{predicate} {NEGATION}" if negated else predicate
 
 
 class RulesEncoding(Encoding):
-    """ProntoQA's rules as ``subject [-] predicate |`` (``data.encoding: rules``)."""
+    """ProntoQA's rules as ``subject predicate [-] |`` (``data.encoding: rules``).
+
+    The negation mark comes after the predicate so that a model writing the last hop names the query's
+    adjective first and then copies the polarity of the one rule joining that subject and adjective: an
+    induction-style lookup on the (subject, adjective) pair. Written before the predicate, the mark had to
+    be chosen before the adjective was on the page, and a 4-layer model stayed at chance on it
+    (docs/prontoqa_full_cpu.md)."""
 
     name = "rules"
 
@@ -206,7 +217,7 @@ class RulesEncoding(Encoding):
             except ValueError as err:
                 raise fail(str(err), "question") from None
             if rule is not None:
-                compact = f"{rule.subject} {NEGATION + ' ' if rule.negated else ''}{rule.predicate}"
+                compact = f"{rule.subject} {_polar(rule.predicate, rule.negated)}"
                 sentence_of[compact] = sentence
                 parts.append(f"{compact} {EDGE_END}")
                 continue
@@ -214,7 +225,7 @@ class RulesEncoding(Encoding):
             if fact is None or fact.group(1) != person:
                 raise fail(f"{sentence!r} is neither a rule nor a fact about {person}", "question")
             parts.append(f"{ROOT_MARK} {fact.group(2)} {EDGE_END}")
-        parts.append(f"{OPTIONS_MARK} {NEGATION + ' ' if query_negated else ''}{adjective}")
+        parts.append(f"{OPTIONS_MARK} {_polar(adjective, query_negated)}")
         steps = [self._encode_step(step, person, i, fail) for i, step in enumerate(record.steps)]
         extra = dict(record.extra, rules_person=person, rules_sentences=sentence_of)
         return Record(question=" " + " ".join(parts), steps=steps, answer=record.answer, extra=extra)
@@ -226,10 +237,10 @@ class RulesEncoding(Encoding):
         except ValueError:
             sentences = []
         if len(sentences) == 2 and (rule := prontoqa._parse_rule(sentences[1])) is not None:
-            return f" {rule.subject} {NEGATION + ' ' if rule.negated else ''}{rule.predicate}"
+            return f" {rule.subject} {_polar(rule.predicate, rule.negated)}"
         conclusion = re.fullmatch(rf"{person} is (not )?([a-z]+)\.", step.strip())
         if conclusion is not None:
-            return f" {NEGATION + ' ' if conclusion.group(1) else ''}{conclusion.group(2)}"
+            return f" {_polar(conclusion.group(2), conclusion.group(1))}"
         raise fail(f"step {i} {step!r} is neither '<fact>. <rule>.' nor the conclusion", "steps")
 
     def decode_output(self, generated: str, encoded: Record) -> str:
@@ -243,14 +254,14 @@ class RulesEncoding(Encoding):
         person, sentence_of = encoded.extra["rules_person"], encoded.extra["rules_sentences"]
         rule = _RULE_LINE_RE.fullmatch(line)
         if rule is not None:
-            subject, negated, predicate = rule.groups()
-            compact = f"{subject} {NEGATION + ' ' if negated else ''}{predicate}"
+            subject, predicate, negated = rule.groups()
+            compact = f"{subject} {_polar(predicate, negated)}"
             if compact in sentence_of:
                 return f"{person} is {'an' if subject[0] in 'aeiou' else 'a'} {subject}. {sentence_of[compact]}"
             return None
         conclusion = _CONCLUSION_LINE_RE.fullmatch(line)
-        if conclusion is not None and conclusion.group(2) not in ("True", "False"):
-            return f"{person} is {'not ' if conclusion.group(1) else ''}{conclusion.group(2)}."
+        if conclusion is not None and conclusion.group(1) not in ("True", "False"):
+            return f"{person} is {'not ' if conclusion.group(2) else ''}{conclusion.group(1)}."
         return None
 
     def node_texts(self, record: Record) -> list[str]:
