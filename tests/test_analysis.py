@@ -145,3 +145,39 @@ def test_stage_curves_cli(coconut_run, tmp_path, capsys):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     assert main(["analyze", "curves", str(tmp_path), "--out", str(out)]) == 2
     assert "no metrics.jsonl" in capsys.readouterr().err
+
+
+def test_step_comparison_by_hand():
+    from latentcot.analysis.steps import compare_steps, summarize, written_lines
+    from latentcot.data.records import Record
+
+    record = Record("q", ["a b.", "b c.", "c d."], "yes")
+    assert written_lines("<bot><thought><eot> b c.\n\nc d.\n### yes") == ["b c.", "c d."]
+    full = compare_steps(record, "a b.\nb c.\nc d.\n### yes", True)
+    wrong_second = compare_steps(record, "a b.\nb x.\nc d.\n### yes", True)
+    short = compare_steps(record, "a b.\n### no", False)
+    after_thoughts = compare_steps(record, "c d.\n### no", False, offset=2)
+    assert (full["chain_right"], full["first_error"], full["step_right"]) == (True, None, [True, True, True])
+    assert (wrong_second["first_error"], wrong_second["step_right"]) == (1, [True, False, True])
+    assert (short["first_error"], short["n_written"]) == (1, 1)  # stopped early: the missing step is the error
+    assert (after_thoughts["chain_right"], after_thoughts["n_gold"]) == (True, 1)
+    summary = summarize([full, wrong_second, short, after_thoughts])
+    # index 0 is reached by all four and right in each; indexes 1 and 2 by the three with three gold steps
+    assert summary["step_right_by_index"] == [1.0, 1 / 3, 2 / 3]
+    assert summary["first_error_by_index"] == {"1": 0.5}
+    assert summary["chain_right"] == 0.5 and summary["accuracy"] == 0.5
+    assert summary["wrong_chain_right_answer"] == 0.25 and summary["right_chain_wrong_answer"] == 0.25
+
+
+def test_analyze_steps_cli(coconut_run, capsys):
+    from latentcot.cli import main
+
+    out = coconut_run / "steps"
+    assert main(["analyze", "steps", str(coconut_run / "coconut"), "--data", str(coconut_run / "valid.json"),
+                 "--n-thoughts", "1", "--out", str(out), "--batch-size", "4"]) == 0
+    rows = [json.loads(x) for x in (out / "steps.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all(r["offset"] == 1 for r in rows)  # one thought stands for the first step
+    summary = json.loads((out / "steps.json").read_text())
+    assert summary["accuracy"] == sum(r["correct"] for r in rows) / 6
+    assert summary["chain_right"] == sum(r["chain_right"] for r in rows) / 6
+    assert (out / "steps.png").read_bytes()[:4] == b"\x89PNG"

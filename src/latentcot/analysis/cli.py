@@ -1,4 +1,4 @@
-"""``latentcot analyze paths|search``: the paper's analyses of a saved run on a problem file."""
+"""``latentcot analyze paths|steps|search|curves``: the paper's analyses of a saved run on a problem file."""
 
 from __future__ import annotations
 
@@ -101,6 +101,33 @@ def run_search(args: argparse.Namespace) -> dict:
     return report
 
 
+def run_steps(args: argparse.Namespace) -> dict:
+    from ..data.io import atomic_write
+    from ..evaluation import evaluate
+    from .steps import compare_steps, plot_steps, summarize
+
+    records, model, tokenizer, method, encoding = _load(args)
+    out = Path(args.out)
+    result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
+                      progress=True, encoding=encoding)
+    rows = []
+    for row, record in zip(result.rows, records):
+        # Coconut's thoughts stand for whole steps (c_thought each); the written chain resumes after them.
+        offset = min(row.get("n_thoughts", 0) // max(method.cfg.c_thought, 1), len(record.steps)) \
+            if method.continuous else 0
+        rows.append({**row, **compare_steps(record, row["generated"], row["correct"], offset)})
+    summary = summarize(rows)
+    atomic_write(out / "steps.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    atomic_write(out / "steps.json", json.dumps(summary, indent=2) + "\n")
+    plot_steps(summary, out / "steps.png")
+    right = ", ".join(f"{v:.1%}" for v in summary["step_right_by_index"])
+    print(f"accuracy {summary['accuracy']:.1%}; chain right {summary['chain_right']:.1%}; written step right by "
+          f"index: {right}; wrong chain but right answer {summary['wrong_chain_right_answer']:.1%}; right chain "
+          f"but wrong answer {summary['right_chain_wrong_answer']:.1%}")
+    print(f"wrote {out}/steps.jsonl, steps.json, steps.png")
+    return summary
+
+
 def run_curves(args: argparse.Namespace) -> int:
     from .report import plot_training_curves
     from ..training.metrics import read_metrics
@@ -143,6 +170,12 @@ def add_analyze_parser(subparsers) -> None:
     common(p, "runs/analysis/paths")
     p.add_argument("--k", default="0..6", help="thought counts at inference: 0..6 or 0,2,4 (continuous methods)")
     p.set_defaults(func=lambda a: (run_paths(a), 0)[1])
+
+    p = sub.add_parser("steps", help="where written chains go wrong: each generated step against the gold step, "
+                                     "the first error's index, chain against answer (any task with steps; PNG)")
+    common(p, "runs/analysis/steps")
+    p.add_argument("--n-thoughts", type=int, default=None, metavar="K", help="thoughts (default: the run's)")
+    p.set_defaults(func=lambda a: (run_steps(a), 0)[1])
 
     p = sub.add_parser("search", help="decode continuous thoughts through the LM head: frontier-node values on "
                                       "ProsQA (PNG) and the top tokens of each thought on any data")
