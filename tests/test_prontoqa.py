@@ -181,6 +181,8 @@ def test_check_rejects_undecided_or_contradictory():
         {"concepts": "bright,yumpus"},
         {"hops": 40},
         {"hops": 2.5},
+        {"trap_share": 1.5},
+        {"trap_share": 0.5, "hops": 6},  # all 13 adjective families are taken: none to spare for d
     ],
 )
 def test_invalid_options(kwargs):
@@ -222,3 +224,27 @@ def test_each_step_is_decided_by_a_two_hop_lookup(records):
             chosen = [query] if query in options else [t for t in options if len(targets.get(t, [])) > 1]
             assert chosen == [step[1]]
             assert len(options) >= 2  # a real choice at every hop
+
+
+def _adjective_rules(record):
+    """(subject, negated) of each rule with the query's adjective."""
+    query = re.search(r"True or false: \w+ is (not )?(\w+)\.", record.question)
+    found = []
+    for sentence in _context_sentences(record):
+        m = re.fullmatch(r"\s*(?:(?:Every|Each) (\w+) is|(\w+) are) (not )?(\w+)\.", sentence)
+        if m and m.group(4) == query.group(2):
+            found.append((m.group(1) or m.group(2), bool(m.group(3))))
+    return found
+
+
+def test_trap_share_takes_the_lone_concepts_adjective_away_from_a_share_of_problems(records):
+    """Official shape: two rules carry the query's adjective, with opposite polarity. With trap_share=0.5 about
+    half the problems keep only the chain's rule; every problem still checks, and the default is unchanged."""
+    assert all(len(rules) == 2 and rules[0][1] != rules[1][1] for rules in map(_adjective_rules, records))
+    assert generate(50, seed=0, options=ProntoQAOptions(trap_share=1.0)) == generate(50, seed=0)
+    mixed = generate(1000, seed=0, options=ProntoQAOptions(trap_share=0.5))
+    counts = [len(_adjective_rules(r)) for r in mixed]
+    assert set(counts) == {1, 2} and 430 <= counts.count(2) <= 570
+    for record in mixed:
+        check_record(record)
+    assert all(len(_adjective_rules(r)) == 1 for r in generate(100, seed=0, options=ProntoQAOptions(trap_share=0.0)))

@@ -221,6 +221,28 @@ def test_cosine_run_resumes_exactly(tmp_path):
         assert torch.equal(value, weights(resumed.model)[key]), key
 
 
+def test_a_phase_of_a_longer_schedule_is_that_schedule_cut_short(tmp_path):
+    """train.schedule_epochs: 1 epoch of a 2-epoch cosine gives the 2-epoch run's weights after its first
+    epoch, and not those of a 1-epoch cosine (which decays faster)."""
+    records = tiny_prosqa(32, seed=5)  # 4 steps an epoch, so the two schedules part after the first step
+    extra = ("train.lr_schedule=cosine", "method.name=cot")
+    after_first = {}
+
+    def keep_first(trainer, epoch):
+        if epoch == 0:
+            after_first.update({k: v.clone() for k, v in weights(trainer.model).items()})
+
+    train(tiny_config(tmp_path, "train.epochs=2", *extra, name="two"), train_records=records, on_epoch_end=keep_first)
+    phase = train(tiny_config(tmp_path, "train.epochs=1", "train.schedule_epochs=2", *extra, name="phase"),
+                  train_records=records)
+    short = train(tiny_config(tmp_path, "train.epochs=1", *extra, name="short"), train_records=records)
+    assert all(torch.equal(v, after_first[k]) for k, v in weights(phase.model).items())
+    assert not all(torch.equal(v, after_first[k]) for k, v in weights(short.model).items())
+    with pytest.raises(ValueError, match="train.schedule_epochs"):
+        train(tiny_config(tmp_path, "train.epochs=2", "train.schedule_epochs=1", *extra, name="bad"),
+              train_records=records)
+
+
 def _fsdp_worker(rank, world, port, cfg, records, out):
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 

@@ -109,6 +109,9 @@ class TrainConfig:
     batch_size: int = option(32, "problems per optimizer step (global, over all processes)")
     micro_batch_size: int = option(0, "problems per forward pass (0 = batch_size); the rest is accumulated")
     epochs: int = option(10, "training epochs")
+    schedule_epochs: int = option(
+        0, "epochs the learning-rate schedule spans (0 = train.epochs); larger when a run is one phase of a "
+        "longer schedule that stops early, e.g. the first 5 epochs of a 10-epoch cosine")
     grad_clip: float = option(1.0, "max gradient norm (0 = off)")
     bucket_batches: int = option(
         0, "group problems of similar length into batches, within windows of this many batches of the "

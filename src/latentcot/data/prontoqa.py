@@ -84,6 +84,10 @@ class ProntoQAOptions:
     hops: int = option(5, "rules the proof applies (steps = hops + 1, the last one the conclusion)")
     names: str = option(DEFAULT_NAMES, "comma-separated person names")
     concepts: str = option("", "comma-separated lowercase concept words; empty = the official 17")
+    trap_share: float = option(
+        1.0, "share of problems whose lone d carries c_1's adjective with the opposite polarity (the official "
+        "generator: always). In the others d gets an adjective of its own, so the conclusion's polarity is a "
+        "plain copy of the one rule with the query's adjective: a training curriculum (docs/prontoqa_full_cpu.md)")
 
     def name_list(self) -> list[str]:
         return [n.strip() for n in self.names.split(",") if n.strip()]
@@ -102,6 +106,11 @@ class ProntoQAOptions:
         return 2 * self.hops + 1
 
     def validate(self) -> None:
+        if not 0.0 <= self.trap_share <= 1.0:
+            raise ValueError(f"ProntoQAOptions.trap_share must be in [0, 1], got {self.trap_share!r}")
+        if self.trap_share < 1.0 and isinstance(self.hops, int) and self.families_needed() >= len(ADJECTIVE_FAMILIES):
+            raise ValueError(f"ProntoQAOptions.trap_share < 1 needs an adjective family to spare for d, and "
+                             f"hops={self.hops} uses all {len(ADJECTIVE_FAMILIES)}")
         if not isinstance(self.hops, int) or isinstance(self.hops, bool):
             raise ValueError(f"ProntoQAOptions.hops must be an int, got {self.hops!r}")
         if self.hops < 1:
@@ -181,8 +190,15 @@ def _make_problem(rng: random.Random, opts: ProntoQAOptions, answer: bool) -> Re
 
     subtypes = [(chain[i], chain[i - 1]) for i in range(h, 0, -1)]
     subtypes += [(chain[i], second[i - 1]) for i in range(1, h + 1)] + [(f, e)]
-    properties = [(chain[1], adjective, rule_negated), (d, adjective, not rule_negated)]
     others = iter(families[1:])
+    # Only a run that asks for trap-free problems draws the extra numbers, so official-shape data stays
+    # identical to what earlier versions generated for the same seed.
+    if opts.trap_share < 1.0 and rng.random() >= opts.trap_share:
+        spare = [family for family in ADJECTIVE_FAMILIES if family not in families]
+        d_property = (d, rng.choice(rng.choice(spare)), rng.random() < NEGATED_OFF_CHAIN)
+    else:
+        d_property = (d, adjective, not rule_negated)
+    properties = [(chain[1], adjective, rule_negated), d_property]
     for i in range(2, h + 1):
         properties.append((chain[i], rng.choice(next(others)), rng.random() < NEGATED_ON_CHAIN))
     for concept in [*second, f]:

@@ -87,7 +87,7 @@ class Trainer:
         self.optimizer = self._new_optimizer()
         # global_batches() drops a ragged last batch, so an epoch has floor(n / batch) steps.
         self.epoch_size = min(cfg.data.epoch_size or len(self.train_tokens), len(self.train_tokens))
-        self.total_steps = cfg.train.epochs * max(self.epoch_size // cfg.train.batch_size, 1)
+        self.total_steps = (cfg.train.schedule_epochs or cfg.train.epochs) * max(self.epoch_size // cfg.train.batch_size, 1)
         self.autocast = self._autocast()
         self._last_save = time.monotonic()
         self.metrics = MetricsLog(self.output_dir / "metrics.jsonl", enabled=self.dist.is_main,
@@ -114,9 +114,12 @@ class Trainer:
             raise ValueError("config keys 'train.batch_size' and 'train.micro_batch_size' must be positive")
         if not t.lr > 0:
             raise ValueError(f"config key 'train.lr': must be positive, got {t.lr}")
-        for key in ("epochs", "weight_decay", "grad_clip", "warmup_steps"):
+        for key in ("epochs", "schedule_epochs", "weight_decay", "grad_clip", "warmup_steps"):
             if getattr(t, key) < 0:
                 raise ValueError(f"config key 'train.{key}': must be at least 0, got {getattr(t, key)}")
+        if t.schedule_epochs and t.schedule_epochs < t.epochs:
+            raise ValueError(f"config key 'train.schedule_epochs': {t.schedule_epochs} is shorter than "
+                             f"train.epochs={t.epochs}; the schedule must span the whole run (0 = train.epochs)")
         method_class(self.cfg.method.name)  # fail before building a model on a bad method name
 
     def _check_context(self) -> None:
