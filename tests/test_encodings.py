@@ -150,15 +150,23 @@ def test_eval_cli_converts_inside_and_answers_in_words(tmp_path, capsys):
 
 # -- rules (ProntoQA) ---------------------------------------------------------------------------------
 
+ADJECTIVES = {"bright", "dull", "large", "small", "hot", "cold", "wooden", "metallic", "feisty", "fruity",
+              "transparent", "opaque", "blue", "red", "sweet", "sour", "bitter", "spicy", "shy", "kind",
+              "happy", "sad", "angry", "mean", "nervous", "aggressive", "loud", "melodic", "moderate", "rainy",
+              "windy", "sunny", "snowy", "temperate", "luminous", "liquid", "brown", "orange", "fast", "slow",
+              "floral", "discordant", "amenable", "earthy", "muffled", "overcast"}
+
+
 def _solve_compact(question: str) -> str:
-    """An independent reader of the compact form: forward chaining over 'subject predicate [-] |' rules."""
+    """An independent reader of the compact form: forward chaining over 'subject predicate |' rules, where a
+    negated property is 'not' glued to its adjective."""
     *clauses, query = [c.split() for c in question.split("|")]
     subtype, props, kinds = {}, {}, set()
     for clause in clauses:
         if clause[0] == "R":
             kinds.add(clause[1])
-        elif clause[-1] == "-":
-            props.setdefault(clause[0], []).append((clause[1], True))
+        elif clause[1].startswith("not") and clause[1][3:] in ADJECTIVES:
+            props.setdefault(clause[0], []).append((clause[1][3:], True))
         else:
             subtype.setdefault(clause[0], []).append(clause[1])
             props.setdefault(clause[0], []).append((clause[1], False))
@@ -168,10 +176,11 @@ def _solve_compact(question: str) -> str:
             if parent not in kinds:
                 kinds.add(parent)
                 frontier.append(parent)
-    _, adjective, *negation = query
+    _, word = query
+    negation, adjective = (True, word[3:]) if word.startswith("not") and word[3:] in ADJECTIVES else (False, word)
     facts = {neg for kind in kinds for word, neg in props.get(kind, []) if word == adjective}
     (negated,) = facts
-    return "True" if negated == bool(negation) else "False"
+    return "True" if negated == negation else "False"
 
 
 def test_rules_encoding_keeps_every_problem_decidable_and_decodes_gold_output_exactly():
@@ -198,7 +207,7 @@ def test_rules_encoding_folds_the_wordings_together_and_shortens_the_question():
     forms = ["Every wumpus is a yumpus. Yumpuses are bright.", "Each wumpus is a yumpus. Each yumpus is bright.",
              "Wumpuses are yumpuses. Every yumpus is bright."]
     encoded = {encoding.encode(Record(form + tail, [], "False")).question for form in forms}
-    assert encoded == {" wumpus yumpus | yumpus bright | R wumpus | Q bright -"}
+    assert encoded == {" wumpus yumpus | yumpus bright | R wumpus | Q notbright"}
     records = generate(200, seed=12)
     tokenizer = build_tokenizer("word", records + encoding.encode_all(records))
     words = sum(len(tokenizer(r.question)["input_ids"]) for r in records)

@@ -208,10 +208,10 @@ def test_each_step_is_decided_by_a_two_hop_lookup(records):
         parts = [p.split() for p in encoded.question.split("|")]
         rules = [p for p in parts if p[0] not in ("R", "Q")]
         facts = [p[1] for p in parts if p[0] == "R"]
-        query = parts[-1][1]  # 'Q adjective [-]'
+        query = parts[-1][1].removeprefix("not")  # 'Q [not]adjective'; a rule may carry either polarity
         targets: dict[str, list[str]] = {}
         for rule in rules:
-            targets.setdefault(rule[0], []).append(rule[1])
+            targets.setdefault(rule[0], []).append(rule[1] if rule[1].removeprefix("not") != query else query)
 
         def live(concept: str) -> bool:
             return query in targets.get(concept, []) or any(len(targets.get(t, [])) > 1
@@ -222,7 +222,7 @@ def test_each_step_is_decided_by_a_two_hop_lookup(records):
         for step in steps[:-1]:
             options = targets[step[0]]
             chosen = [query] if query in options else [t for t in options if len(targets.get(t, [])) > 1]
-            assert chosen == [step[1]]
+            assert chosen == [step[1].removeprefix("not") if step[1].removeprefix("not") == query else step[1]]
             assert len(options) >= 2  # a real choice at every hop
 
 

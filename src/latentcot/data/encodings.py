@@ -21,11 +21,11 @@ tokenizer keeps each one a single token.
 
 ``rules`` does the same for ProntoQA: each rule is ``subject predicate |`` whatever its wording
 (``Every wumpus is a yumpus.``, ``Wumpuses are yumpuses.`` and ``Each wumpus is a yumpus.`` all become
-``wumpus yumpus |``), a negated property puts ``-`` after the adjective, a fact about the person is
-``R concept |``, and the query ``Q adjective [-]``::
+``wumpus yumpus |``), a negated property is one word (``notmetallic``), a fact about the person is
+``R concept |``, and the query ``Q [not]adjective``::
 
     question  Each lempus is not metallic. ... Lorpuses are yumpuses. Wren is a lorpus. ... True or false: Wren is metallic.
-    rules     lempus metallic - | ... lorpus yumpus | R lorpus | ... Q metallic
+    rules     lempus notmetallic | ... lorpus yumpus | R lorpus | ... Q metallic
     steps     Wren is a lorpus. Lorpuses are yumpuses.   ->   lorpus yumpus
     steps     Wren is metallic.   ->   metallic
     answer    True   ->   True
@@ -176,24 +176,34 @@ class GraphEncoding(Encoding):
         return value
 
 
-NEGATION = "-"
-_RULE_LINE_RE = re.compile(r"\s*([a-z]+) ([a-z]+)(?: (-))?\s*")
-_CONCLUSION_LINE_RE = re.compile(r"\s*([a-z]+)(?: (-))?\s*")
+NEGATION = "not"  # glued to the adjective: "notlarge" is one word, one token
+_RULE_LINE_RE = re.compile(r"\s*([a-z]+) ([a-z]+)\s*")
+_CONCLUSION_LINE_RE = re.compile(r"\s*([a-z]+)\s*")
 
 
 def _polar(predicate: str, negated: bool | str | None) -> str:
-    """A predicate with its polarity after it: the negation mark follows the word it negates."""
-    return f"{predicate} {NEGATION}" if negated else predicate
+    """A predicate with its polarity in the same word (``large`` / ``notlarge``)."""
+    return f"{NEGATION}{predicate}" if negated else predicate
+
+
+def _unpolar(word: str) -> tuple[str, bool] | None:
+    """(adjective, negated) of a compact property word, or None for anything else."""
+    if word in prontoqa._ADJECTIVES:
+        return word, False
+    if word.startswith(NEGATION) and word[len(NEGATION):] in prontoqa._ADJECTIVES:
+        return word[len(NEGATION):], True
+    return None
 
 
 class RulesEncoding(Encoding):
-    """ProntoQA's rules as ``subject predicate [-] |`` (``data.encoding: rules``).
+    """ProntoQA's rules as ``subject predicate |`` (``data.encoding: rules``), a negated property as one
+    word (``notlarge``).
 
-    The negation mark comes after the predicate so that a model writing the last hop names the query's
-    adjective first and then copies the polarity of the one rule joining that subject and adjective: an
-    induction-style lookup on the (subject, adjective) pair. Written before the predicate, the mark had to
-    be chosen before the adjective was on the page, and a 4-layer model stayed at chance on it
-    (docs/prontoqa_full_cpu.md)."""
+    Every rule is then two tokens and every hop, the last included, is the same lookup: among the
+    current subject's rules, copy the target that leads on (or matches the query's adjective). A separate
+    negation token, before or after the adjective, made the last hop's polarity a lookup of its own that a
+    4-layer model never learned (docs/prontoqa_full_cpu.md): copying "what follows the adjective" finds
+    the query's own polarity and the lone concept's opposite one as often as the rule's."""
 
     name = "rules"
 
@@ -254,14 +264,14 @@ class RulesEncoding(Encoding):
         person, sentence_of = encoded.extra["rules_person"], encoded.extra["rules_sentences"]
         rule = _RULE_LINE_RE.fullmatch(line)
         if rule is not None:
-            subject, predicate, negated = rule.groups()
-            compact = f"{subject} {_polar(predicate, negated)}"
+            subject = rule.group(1)
+            compact = " ".join(rule.groups())
             if compact in sentence_of:
                 return f"{person} is {'an' if subject[0] in 'aeiou' else 'a'} {subject}. {sentence_of[compact]}"
             return None
         conclusion = _CONCLUSION_LINE_RE.fullmatch(line)
-        if conclusion is not None and conclusion.group(1) not in ("True", "False"):
-            return f"{person} is {'not ' if conclusion.group(2) else ''}{conclusion.group(1)}."
+        if conclusion is not None and (prop := _unpolar(conclusion.group(1))) is not None:
+            return f"{person} is {'not ' if prop[1] else ''}{prop[0]}."
         return None
 
     def node_texts(self, record: Record) -> list[str]:
