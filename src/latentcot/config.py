@@ -44,8 +44,8 @@ class DataConfig:
     max_eval: int = option(0, "evaluate on only the first N problems (0 = all)")
     encoding: Literal["text", "graph", "rules"] = option(
         "text", "text: problems as written; graph: ProsQA-style graphs as node ids and 'src dst |' edges; "
-        "rules: ProntoQA rules as 'subject predicate |', a negated property one word ('notlarge') (latentcot.data.encodings), decoded back to the "
-        "file's words for evaluation")
+        "rules: ProntoQA rules as 'subject predicate |', a negated property one word ('notlarge') "
+        "(latentcot.data.encodings); decoded back to the file's words for evaluation")
 
 
 @dataclass
