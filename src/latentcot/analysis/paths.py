@@ -36,7 +36,7 @@ INCORRECT_LABEL = "Incorrect Label"
 PATH_CLASSES = (CORRECT_PATH, LONGER_PATH, HALLUCINATION, WRONG_TARGET, CORRECT_LABEL, INCORRECT_LABEL)
 
 _STEP_RE = re.compile(r"(?:Every )?(\w+) is an? (\w+)\.")
-_SPECIAL_RE = re.compile(r"<[^<>\s]+>")  # method markers and latent codes are not steps
+MARKER_RE = re.compile(r"<[^<>\s]+>")  # method markers and latent codes are not steps
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Graph:
 
 def written_steps(generated: str) -> list[str]:
     """The step sentences of an output: every sentence before the ``#`` answer line, markers removed."""
-    body = _SPECIAL_RE.sub(" ", generated.split("#", 1)[0])
+    body = MARKER_RE.sub(" ", generated.split("#", 1)[0])
     return [s.strip() + "." for s in body.replace("\n", " ").split(".") if s.strip()]
 
 

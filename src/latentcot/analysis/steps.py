@@ -13,21 +13,19 @@ broken answer head: a wrong chain with a right answer, and a right chain with a 
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..data.records import Record
-
-_ANSWER_TAIL_RE = re.compile(r"#+\s*[^#]*$")
-_SPECIAL_RE = re.compile(r"<[^<>\s]+>")
+from .paths import MARKER_RE
 
 
 def written_lines(generated: str) -> list[str]:
-    """The step lines of a generated text: before the last answer marker, markers removed, blanks dropped."""
-    body = _ANSWER_TAIL_RE.sub("", generated)
-    return [line.strip() for line in _SPECIAL_RE.sub("", body).split("\n") if line.strip()]
+    """The step lines of a generated text: before the answer's ``#``, markers removed, blanks dropped (the
+    line-level sibling of :func:`latentcot.analysis.paths.written_steps`)."""
+    body = MARKER_RE.sub("", generated.split("#", 1)[0])
+    return [line.strip() for line in body.split("\n") if line.strip()]
 
 
 def compare_steps(record: Record, generated: str, correct: bool, offset: int = 0) -> dict[str, Any]:

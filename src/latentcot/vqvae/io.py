@@ -97,13 +97,10 @@ def resolve_vqvae(path: str | Path) -> Path:
 def vqvae_encoding(path: str | Path) -> str:
     """The ``data.encoding`` a saved VQ-VAE's traces were written in (``text`` for one saved without a
     config, as before encodings existed)."""
-    import yaml
+    from .config import load_vqvae_config
 
     config = resolve_vqvae(path) / "config.yaml"
-    if not config.exists():
-        return "text"
-    saved = yaml.safe_load(config.read_text()) or {}
-    return (saved.get("data") or {}).get("encoding", "text")
+    return load_vqvae_config(config).data.encoding if config.exists() else "text"
 
 
 def load_vqvae(path: str | Path, device: str | torch.device = "cpu"):
