@@ -147,6 +147,10 @@ def test_pipeline_from_scratch_and_from_a_cot_run(tmp_path):
     from latentcot.training.export import export_model
 
     export_model(tmp_path / "scratch", tmp_path / "export")
+    from latentcot.vqvae.io import vqvae_encoding
+
+    assert (tmp_path / "export" / "vqvae" / "config.yaml").exists()  # the encoding travels with the codes
+    assert vqvae_encoding(tmp_path / "export" / "vqvae") == "text"
     (tmp_path / "vq").rename(tmp_path / "vq_gone")
     _, model, tokenizer, method = load_run(tmp_path / "export")
     again = evaluate(model, tokenizer, method, valid, batch_size=2)

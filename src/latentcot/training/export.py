@@ -81,8 +81,9 @@ VQVAE_DIR = "vqvae"
 
 def _bundle_vqvae(checkpoint: Path, out: Path) -> None:
     """A Token Assorted model needs its VQ-VAE at inference (the codes' length, reading codes back as
-    text): copy its weights, hyperparameters and tokenizer into ``out/vqvae`` and point the exported
-    config there, relative to the model directory, so the export works with nothing else present."""
+    text) and the data encoding it was trained on: copy its weights, hyperparameters, tokenizer and config
+    into ``out/vqvae`` and point the exported config there, relative to the model directory, so the export
+    works with nothing else present."""
     from ..config import load_config, save_config
     from ..vqvae.io import HPARAMS_FILE, MODEL_FILE, resolve_vqvae
 
@@ -92,7 +93,8 @@ def _bundle_vqvae(checkpoint: Path, out: Path) -> None:
     source = resolve_vqvae(cfg.method.vqvae if Path(cfg.method.vqvae).exists()
                            else checkpoint / cfg.method.vqvae)
     (out / VQVAE_DIR).mkdir()
-    for name in (MODEL_FILE, HPARAMS_FILE, "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+    for name in (MODEL_FILE, HPARAMS_FILE, "config.yaml", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json"):
         if (source / name).exists():
             shutil.copy2(source / name, out / VQVAE_DIR / name)
     cfg.method.vqvae = VQVAE_DIR
