@@ -79,7 +79,7 @@ def train_step_ratios(model, tokenizer, records, device, batch_size: int, repeat
 
     def step(batch):
         optimizer.zero_grad(set_to_none=True)
-        loss, n_tokens = batch_loss(model, batch)
+        loss, n_tokens = batch_loss(model, batch)[:2]
         (loss / n_tokens).backward()
         optimizer.step()
 

@@ -106,6 +106,10 @@ CASES = [
                                 "--out", "{root}/out/eval.jsonl"], ["100000 thoughts", "160 positions"]),
     ("eval-zero-batch", ["eval", "{root}/run", "--data", "{root}/train.json", "--batch-size", "0"],
      ["--batch-size"]),
+    ("eval-auto-without-halting-head", ["eval", "{root}/run", "--data", "{root}/train.json", "--n-thoughts", "auto",
+                                        "--out", "{root}/out/auto.jsonl"], ["'auto'", "halting head", "method.halting"]),
+    ("eval-thoughts-not-a-count", ["eval", "{root}/run", "--data", "{root}/train.json", "--n-thoughts", "many"],
+     ["--n-thoughts", "'many'", "'auto'"]),
     ("eval-truncated-weights", ["eval", "{root}/truncated", "--data", "{root}/train.json", "--out",
                                 "{root}/out/t.jsonl"], ["epoch_002/model.safetensors"]),
     # train

@@ -55,7 +55,7 @@ def test_cached_pass_matches_plain_recomputation(arch, stage, pad_max, c):
         assert len({e.n_thoughts for e in examples}) > 1
     assert batch["thought_mask"].sum() == sum(e.n_thoughts for e in examples) > 0
 
-    loss, n_tokens = batch_loss(model, batch)
+    loss, n_tokens, _, _ = batch_loss(model, batch)
     grads = torch.autograd.grad(loss, list(model.parameters()))
     expected = reference_loss(model, batch)
     expected_grads = torch.autograd.grad(expected, list(model.parameters()))

@@ -18,7 +18,7 @@ from latentcot.models import load_checkpoint_model, save_model
 
 MAX_NEW = 12
 COT = MethodConfig(name="cot")
-COCONUT = MethodConfig(name="coconut", max_latent_stage=3, c_thought=1, n_thoughts=3)
+COCONUT = MethodConfig(name="coconut", max_latent_stage=3, c_thought=1, inference_thoughts=3)
 
 
 @torch.no_grad()
@@ -159,7 +159,7 @@ def test_counts_follow_the_documented_rules(cfg, n_thoughts, monkeypatch):
 
 def test_defaults_come_from_the_method_config_and_training_mode_is_restored():
     records = tiny_prosqa(3, seed=5)
-    cfg = MethodConfig(name="coconut", max_latent_stage=2, c_thought=2, n_thoughts=-1, max_new_tokens=5)
+    cfg = MethodConfig(name="coconut", max_latent_stage=2, c_thought=2, inference_thoughts=-1, max_new_tokens=5)
     model, tokenizer, method = sensitive_model(records, cfg, "gpt2")
     expected = generate(model, tokenizer, method, records, n_thoughts=4, max_new_tokens=5)
     model.train()  # dropout on: generation must switch it off, then give training mode back

@@ -121,7 +121,7 @@ def test_inference_prompts(tok, name, expected):
 
 
 def test_prompt_thought_count_override(tok):
-    method = build_method(MethodConfig(name="coconut", n_thoughts=2), tok)
+    method = build_method(MethodConfig(name="coconut", inference_thoughts=2), tok)
     assert method.prompt(tokenize_record(RECORD, tok)).n_thoughts == 2
     assert method.prompt(tokenize_record(RECORD, tok), n_thoughts=0).n_thoughts == 0
 

@@ -15,7 +15,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence, Union
 
 from .config import Config, ConfigError, apply_overrides, load_config, option
 
@@ -29,7 +29,9 @@ class CompareRun:
     overrides: list[str] = option([], "dotted overrides after the plan's; '@NAME' in a value is run NAME's "
                                       "final checkpoint")
     checkpoint: str = option("", "evaluate this saved run or checkpoint instead of training one")
-    n_thoughts: int = option(-1, "continuous thoughts (or pauses) at evaluation (-1 = the method's default)")
+    n_thoughts: Union[int, Literal["auto"]] = option(
+        -1, "continuous thoughts (or pauses) at evaluation (-1 = the method's default; auto = the halting head "
+        "decides per problem)")
 
 
 @dataclass
@@ -131,7 +133,7 @@ def train_runs(plan: ComparePlan, only: Sequence[str] = (), train_missing: bool 
     return checkpoints
 
 
-def evaluate_runs(checkpoints: dict[str, Path], records, batch_size: int = 1, n_thoughts: dict[str, int] | None = None,
+def evaluate_runs(checkpoints: dict[str, Path], records, batch_size: int = 1, n_thoughts: dict[str, int | str] | None = None,
                   device: str = "auto", out_dir: Path | None = None) -> list[dict[str, Any]]:
     """One table row per run (same problems, same batch size); per-problem rows go to out_dir/NAME.jsonl."""
     from .data.encodings import build_encoding
@@ -145,7 +147,7 @@ def evaluate_runs(checkpoints: dict[str, Path], records, batch_size: int = 1, n_
         model.to(pick_device(device))
         k = (n_thoughts or {}).get(name, -1)
         result = evaluate(model, tokenizer, method, records, batch_size=batch_size,
-                          n_thoughts=None if k < 0 else k, progress=True, encoding=build_encoding(cfg.data.encoding))
+                          n_thoughts=None if k == -1 else k, progress=True, encoding=build_encoding(cfg.data.encoding))
         if out_dir is not None:
             result.write_jsonl(out_dir / f"{name}.jsonl")
         rows.append({"method": name, "method_name": cfg.method.name, "checkpoint": str(checkpoint),

@@ -14,7 +14,7 @@ import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union
+from typing import Any, ClassVar, Literal, TypeVar, Union
 
 import yaml
 
@@ -79,6 +79,9 @@ class ModelConfig:
 
 @dataclass
 class MethodConfig:
+    # Keys an older config may still use: read under their new name (runs and shipped models keep loading).
+    RENAMED_KEYS: ClassVar[dict[str, str]] = {"n_thoughts": "inference_thoughts"}
+
     name: str = option("cot", "training/inference method: cot, no_cot, coconut, coconut_wo_curriculum, "
                        "coconut_wo_thought, coconut_pause_as_thought, icot, pause, assorted (latentcot.methods.METHODS)")
     c_thought: int = option(1, "coconut: continuous thoughts per replaced reasoning step (1 ProsQA/ProntoQA, 2 GSM8k)")
@@ -98,7 +101,16 @@ class MethodConfig:
     latent_chunks: list[int] = option(
         [], "assorted: choices of m, the chunks replaced by codes, drawn per problem ([] = 0..all chunks)")
     n_pause: int = option(-1, "pause: <pause> tokens between question and answer (-1 = c_thought * max_latent_stage)")
-    n_thoughts: int = option(-1, "inference: continuous thoughts per problem (-1 = c_thought * max_latent_stage)")
+    halting: bool = option(
+        False, "continuous-thought methods: train a halting head on the thoughts (decides when to stop "
+        "thinking; its target: the problem's latent steps are used up); needed for inference_thoughts=auto")
+    halt_weight: float = option(1.0, "halting: weight of the head's loss (a mean over decisions) beside the token loss")
+    halt_threshold: float = option(0.5, "halting: stop thinking once the head's stop probability exceeds this")
+    inference_thoughts: Union[int, Literal["auto"]] = option(
+        -1, "inference: continuous thoughts per problem (-1 = c_thought * max_latent_stage); auto: the halting "
+        "head decides per problem, at most max_thoughts")
+    max_thoughts: int = option(-1, "inference_thoughts=auto: the most thoughts a problem may take "
+                                   "(-1 = c_thought * max_latent_stage)")
     max_new_tokens: int = option(128, "inference: longest generated continuation")
 
 
@@ -282,7 +294,9 @@ def from_dict(cls: type[T], data: Any, prefix: str = "", source: str = "", root:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in fields(cls)}
     kwargs = {}
+    renamed = getattr(cls, "RENAMED_KEYS", {})
     for key, value in data.items():
+        key = renamed.get(key, key)
         if key not in names:
             raise _unknown_key(cls, str(key), prefix, source, root)
         tp = hints[key]
@@ -311,6 +325,7 @@ def apply_overrides(cfg: T, overrides: list[str]) -> T:
         prefix = ""
         for depth, part in enumerate(parts):
             hints = typing.get_type_hints(cls)
+            part = getattr(cls, "RENAMED_KEYS", {}).get(part, part)
             if part not in hints:
                 raise _unknown_key(cls, part, prefix, "command line", type(cfg))
             tp = hints[part]

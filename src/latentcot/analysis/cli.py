@@ -7,19 +7,23 @@ import json
 from pathlib import Path
 
 
-def _parse_ks(text: str) -> list[int]:
-    """``0..6`` or ``0,2,4``."""
+def _parse_ks(text: str) -> list[int | str]:
+    """``0..6``, ``0,2,4``, either followed by ``,auto`` (adaptive thinking), or ``auto`` alone."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    auto = [p for p in parts if p == "auto"]
+    ks: list[int | str] = []
     try:
-        if ".." in text:
-            lo, hi = text.split("..")
-            ks = list(range(int(lo), int(hi) + 1))
-        else:
-            ks = [int(k) for k in text.split(",") if k.strip()]
+        for part in (p for p in parts if p != "auto"):
+            if ".." in part:
+                lo, hi = part.split("..")
+                ks.extend(range(int(lo), int(hi) + 1))
+            else:
+                ks.append(int(part))
     except ValueError:
-        raise ValueError(f"--k: expected a range like 0..6 or a list like 0,2,4, got {text!r}") from None
-    if not ks or min(ks) < 0:
+        raise ValueError(f"--k: expected a range like 0..6, a list like 0,2,4 and/or auto, got {text!r}") from None
+    if not ks and not auto or any(k < 0 for k in ks):  # type: ignore[operator]
         raise ValueError(f"--k: thought counts must be >= 0, got {text!r}")
-    return ks
+    return ks + auto[:1]
 
 
 def _load(args: argparse.Namespace):
@@ -47,7 +51,7 @@ def run_paths(args: argparse.Namespace) -> dict:
     records, model, tokenizer, method, encoding = _load(args)
     out = Path(args.out)
     ks = _parse_ks(args.k) if method.continuous else [0]
-    table: dict[int, dict] = {}
+    table: dict[int | str, dict] = {}
     for k in ks:
         result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size,
                           n_thoughts=k if method.continuous else None, progress=True,
@@ -57,7 +61,8 @@ def run_paths(args: argparse.Namespace) -> dict:
             row["path_class"] = classify_path(record, row["generated"])
             counts[row["path_class"]] += 1
         result.write_jsonl(out / f"paths_k{k}.jsonl")
-        table[k] = {**counts, "accuracy": result.accuracy, "n_problems": len(records)}
+        table[k] = {**counts, "accuracy": result.accuracy, "mean_thoughts": result.mean_thoughts,
+                    "n_problems": len(records)}
         shares = ", ".join(f"{c} {100 * counts[c] / len(records):.1f}%" for c in PATH_CLASSES if counts[c])
         print(f"k={k}: accuracy {100 * result.accuracy:.1f}%; {shares}", flush=True)
     title = f"{method.name} on {Path(args.data).name} ({len(records)} problems)"
@@ -70,13 +75,22 @@ def run_paths(args: argparse.Namespace) -> dict:
 
 def run_search(args: argparse.Namespace) -> dict:
     from ..data.io import atomic_write
+    from ..evaluation.cli import thought_count
+    from ..inference.generate import AUTO, generate, wants_auto
     from .search import frontier_values, plot_frontier_values, summarize, thought_probabilities, top_tokens
 
     records, model, tokenizer, method, encoding = _load(args)
     out = Path(args.out)
-    k = args.n_thoughts if args.n_thoughts is not None else method.default_thoughts()
+    k = thought_count(args.n_thoughts)
+    if k is None:
+        k = AUTO if wants_auto(method, None) else method.default_thoughts()
     encoded = encoding.encode_all(records, args.data)
-    probs = thought_probabilities(model, tokenizer, method, encoded, k, batch_size=args.batch_size)
+    counts = k
+    if k == AUTO:
+        # the halting head's count for each problem: only the thinking matters, so one written token
+        counts = [g.n_thoughts for g in generate(model, tokenizer, method, encoded, batch_size=args.batch_size,
+                                                 n_thoughts=AUTO, max_new_tokens=1)]
+    probs = thought_probabilities(model, tokenizer, method, encoded, counts, batch_size=args.batch_size)
     tops = [{"question": r.question, "answer": r.answer, "thoughts": top_tokens(p, tokenizer, args.top)}
             for r, p in zip(records, probs)]
     atomic_write(out / "thought_tokens.jsonl", "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in tops))
@@ -104,12 +118,13 @@ def run_search(args: argparse.Namespace) -> dict:
 def run_steps(args: argparse.Namespace) -> dict:
     from ..data.io import atomic_write
     from ..evaluation import evaluate
+    from ..evaluation.cli import thought_count
     from .steps import compare_steps, plot_steps, summarize
 
     records, model, tokenizer, method, encoding = _load(args)
     out = Path(args.out)
-    result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
-                      progress=True, encoding=encoding)
+    result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size,
+                      n_thoughts=thought_count(args.n_thoughts), progress=True, encoding=encoding)
     rows = []
     for row, record in zip(result.rows, records):
         # Coconut's thoughts stand for whole steps (c_thought each); the written chain resumes after them.
@@ -168,18 +183,19 @@ def add_analyze_parser(subparsers) -> None:
     p = sub.add_parser("paths", help="ProsQA: classify outputs (correct / longer path, hallucination, wrong "
                                      "target, correct / incorrect label) for k = 0..6 thoughts; stacked-bar PNG")
     common(p, "runs/analysis/paths")
-    p.add_argument("--k", default="0..6", help="thought counts at inference: 0..6 or 0,2,4 (continuous methods)")
+    p.add_argument("--k", default="0..6", help="thought counts at inference: 0..6, 0,2,4, 1..6,auto "
+                                               "(auto: the halting head decides; continuous methods)")
     p.set_defaults(func=lambda a: (run_paths(a), 0)[1])
 
     p = sub.add_parser("steps", help="where written chains go wrong: each generated step against the gold step, "
                                      "the first error's index, chain against answer (any task with steps; PNG)")
     common(p, "runs/analysis/steps")
-    p.add_argument("--n-thoughts", type=int, default=None, metavar="K", help="thoughts (default: the run's)")
+    p.add_argument("--n-thoughts", default=None, metavar="K|auto", help="thoughts, or auto (default: the run's)")
     p.set_defaults(func=lambda a: (run_steps(a), 0)[1])
 
     p = sub.add_parser("search", help="decode continuous thoughts through the LM head: frontier-node values on "
                                       "ProsQA (PNG) and the top tokens of each thought on any data")
     common(p, "runs/analysis/search")
-    p.add_argument("--n-thoughts", type=int, default=None, metavar="K", help="thoughts (default: the run's)")
+    p.add_argument("--n-thoughts", default=None, metavar="K|auto", help="thoughts, or auto (default: the run's)")
     p.add_argument("--top", type=int, default=5, help="top tokens kept per thought")
     p.set_defaults(func=lambda a: (run_search(a), 0)[1])

@@ -105,14 +105,15 @@ def path_counts(records: list[Record], generations: list[str]) -> dict[str, int]
     return counts
 
 
-def plot_path_classes(table: dict[int, dict[str, Any]], path: str, title: str = "") -> None:
-    """Stacked bars, one per number of thoughts k, of the share of each class (the paper's Figure)."""
+def plot_path_classes(table: dict[int | str, dict[str, Any]], path: str, title: str = "") -> None:
+    """Stacked bars, one per number of thoughts k (in the table's order; ``auto`` for adaptive thinking),
+    of the share of each class (the paper's Figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ks = sorted(table)
+    ks = list(table)
     colors = ("#2e7d32", "#81c784", "#c62828", "#ef6c00", "#1565c0", "#90a4ae")
     fig, ax = plt.subplots(figsize=(1.1 * len(ks) + 3.5, 3.6))
     bottom = [0.0] * len(ks)

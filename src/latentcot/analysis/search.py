@@ -22,14 +22,33 @@ from ..models.continuous import collate, forward_hidden
 from .paths import Graph
 
 
-@torch.no_grad()
-def thought_probabilities(model, tokenizer, method: Method, records: Sequence[Record], n_thoughts: int,
-                          batch_size: int = 32) -> list[torch.Tensor]:
-    """Per problem, a (n_thoughts, vocab) tensor: softmax of the LM head on each continuous thought."""
+def thought_probabilities(model, tokenizer, method: Method, records: Sequence[Record],
+                          n_thoughts: int | Sequence[int], batch_size: int = 32) -> list[torch.Tensor]:
+    """Per problem, a (thoughts, vocab) tensor: softmax of the LM head on each continuous thought.
+
+    ``n_thoughts`` is one count for all problems or one per problem (adaptive thinking's counts); problems
+    are probed in groups of equal count."""
     if not method.continuous:
         raise ValueError(f"method {method.name!r} has no continuous thoughts to probe (use a coconut run)")
-    if n_thoughts < 1:
-        raise ValueError(f"probing needs at least one thought, got n_thoughts={n_thoughts}")
+    if isinstance(n_thoughts, int):
+        if n_thoughts < 1:
+            raise ValueError(f"probing needs at least one thought, got n_thoughts={n_thoughts}")
+        return _probe(model, tokenizer, method, records, n_thoughts, batch_size)
+    if len(n_thoughts) != len(records):
+        raise ValueError(f"{len(n_thoughts)} thought counts for {len(records)} problems")
+    out: list[torch.Tensor | None] = [None] * len(records)
+    for k in sorted(set(n_thoughts)):
+        group = [i for i, n in enumerate(n_thoughts) if n == k]
+        probs = _probe(model, tokenizer, method, [records[i] for i in group], k, batch_size) if k else \
+            [torch.zeros(0, model.get_output_embeddings().out_features) for _ in group]
+        for i, p in zip(group, probs):
+            out[i] = p
+    return out  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def _probe(model, tokenizer, method: Method, records: Sequence[Record], n_thoughts: int, batch_size: int
+           ) -> list[torch.Tensor]:
     device = next(model.parameters()).device
     examples = [method.prompt(r, n_thoughts) for r in tokenize_records(records, tokenizer)]
     check_prompts_fit(model, examples)

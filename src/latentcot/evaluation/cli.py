@@ -34,6 +34,19 @@ def _check_vocabulary(tokenizer, encoding, records, source: str, refuse: bool) -
           f"read as {tokenizer.unk_token}: {shown}", file=sys.stderr)
 
 
+def thought_count(text: str | None, flag: str = "--n-thoughts") -> int | str | None:
+    """A ``--n-thoughts`` value: a count >= 0, ``auto`` (the halting head decides per problem), or None."""
+    if text is None or text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{flag}: expected a count or 'auto', got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"{flag} must be at least 0 (or 'auto'), got {value}")
+    return value
+
+
 def _add_latent_text(method, rows: list[dict]) -> None:
     """Token Assorted: each row gains ``latent_text``, its latent codes read back as text by the VQ-VAE."""
     if not hasattr(method, "latent_text"):
@@ -51,8 +64,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     for flag, value in (("--batch-size", args.batch_size), ("--max-new-tokens", args.max_new_tokens)):
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be at least 1, got {value}")
-    if args.n_thoughts is not None and args.n_thoughts < 0:
-        raise ValueError(f"--n-thoughts must be at least 0, got {args.n_thoughts}")
+    args.n_thoughts = thought_count(args.n_thoughts)
     if args.question is not None and not args.question.strip():
         raise ValueError("--question is empty: give the question text")
     if args.out:
@@ -95,8 +107,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.n_thoughts is not None and args.n_thoughts < 0:
-        raise ValueError(f"--n-thoughts must be at least 0, got {args.n_thoughts}")
+    args.n_thoughts = thought_count(args.n_thoughts)
     k = "" if args.n_thoughts is None else f"_k{args.n_thoughts}"
     out = Path(args.out) if args.out else Path(args.run_dir) / "eval" / f"{Path(args.data).stem}{k}.jsonl"
     check_writable(out, "--out" if args.out else "the evaluation output")
@@ -125,8 +136,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _generation_flags(p: argparse.ArgumentParser, batch_size: int, out_help: str) -> None:
     """The flags ``generate`` and ``eval`` share."""
-    p.add_argument("--n-thoughts", type=int, default=None, metavar="K",
-                   help="continuous thoughts (or pauses) per problem (default: the run's method.n_thoughts)")
+    p.add_argument("--n-thoughts", default=None, metavar="K|auto",
+                   help="continuous thoughts (or pauses) per problem, or auto: the halting head decides, at most "
+                        "method.max_thoughts (default: the run's method.inference_thoughts)")
     p.add_argument("--batch-size", type=int, default=batch_size, metavar="B",
                    help=f"problems per batch (default {batch_size})")
     p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",

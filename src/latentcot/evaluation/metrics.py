@@ -40,7 +40,10 @@ class EvalResult:
     mean_forward_passes: float
     seconds_per_problem: float
     n_problems: int
-    n_thoughts: int
+    n_thoughts: int | str  # the fixed count, or "auto" (the halting head decided each problem's)
+    mean_thoughts: float = 0.0
+    # problems grouped by their number of gold steps: count, accuracy and mean thoughts of each group
+    by_steps: dict[int, dict[str, float]] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
     method_stats: dict[str, Any] = field(default_factory=dict)  # Method.output_summary of the texts
 
@@ -58,8 +61,19 @@ class EvalResult:
         atomic_write(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in self.rows))
 
 
+def by_step_count(rows: Sequence[dict[str, Any]]) -> dict[int, dict[str, float]]:
+    """Rows grouped by ``n_steps``: how many, their accuracy and their mean thoughts."""
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["n_steps"], []).append(row)
+    return {steps: {"n_problems": len(group),
+                    "accuracy": sum(r["correct"] for r in group) / len(group),
+                    "mean_thoughts": sum(r["n_thoughts"] for r in group) / len(group)}
+            for steps, group in sorted(groups.items())}
+
+
 def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_size: int = 32,
-             n_thoughts: int | None = None, max_new_tokens: int | None = None, progress: bool = False,
+             n_thoughts: int | str | None = None, max_new_tokens: int | None = None, progress: bool = False,
              encoding: Encoding | None = None, source: str = "<memory>") -> EvalResult:
     """Generate greedily for every record and score it (see :mod:`latentcot.inference.generate` for costs).
 
@@ -67,7 +81,7 @@ def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_
     model and converts what it writes back, so rows and accuracy are in the file's words. Rows of an
     encoded run also keep the model's own text as ``generated_encoded``.
     """
-    from ..inference.generate import generate
+    from ..inference.generate import AUTO, generate, wants_auto
 
     if not records:
         raise ValueError("evaluate needs at least one problem")
@@ -86,6 +100,7 @@ def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_
             "predicted": extract_answer(text),
             "correct": is_correct(text, record),
             "n_thoughts": gen.n_thoughts,
+            "n_steps": len(record.steps),
             "generated_tokens": gen.generated_tokens,
             "forward_passes": gen.forward_passes,
             "seconds": gen.seconds,
@@ -97,7 +112,9 @@ def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_
         mean_forward_passes=sum(g.forward_passes for g in generations) / count,
         seconds_per_problem=sum(g.seconds for g in generations) / count,
         n_problems=count,
-        n_thoughts=generations[0].n_thoughts,
+        n_thoughts=AUTO if wants_auto(method, n_thoughts) else generations[0].n_thoughts,
+        mean_thoughts=sum(g.n_thoughts for g in generations) / count,
+        by_steps=by_step_count(rows),
         rows=rows,
         method_stats=method.output_summary([g.text for g in generations]),
     )

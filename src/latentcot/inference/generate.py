@@ -43,6 +43,7 @@ from transformers import DynamicCache, PreTrainedModel
 from ..data.records import Record
 from ..methods import Example, Method, tokenize_records
 from ..models.continuous import cache_argument, collate, forward_hidden, position_ids, returned_cache
+from ..models.halting import halting_head, stop_probability
 from ..progress import progress_bar
 
 
@@ -68,8 +69,29 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _resolve_limits(method: Method, n_thoughts: int | None, max_new_tokens: int | None) -> tuple[int, int]:
-    n = method.default_thoughts() if n_thoughts is None else n_thoughts
+AUTO = "auto"
+
+
+def wants_auto(method: Method, n_thoughts: int | str | None) -> bool:
+    """Whether this call thinks adaptively: ``n_thoughts="auto"``, or no count given and the run's
+    ``method.inference_thoughts`` is ``auto``."""
+    if n_thoughts is None:
+        return method.continuous and method.cfg.inference_thoughts == AUTO
+    if isinstance(n_thoughts, str):
+        if n_thoughts != AUTO:
+            raise ValueError(f"n_thoughts must be a count or {AUTO!r}, got {n_thoughts!r}")
+        if not method.continuous:
+            raise ValueError(f"n_thoughts {AUTO!r} needs a continuous-thought method; {method.name!r} has none")
+        return True
+    return False
+
+
+def _resolve_limits(method: Method, n_thoughts: int | str | None, max_new_tokens: int | None) -> tuple[int, int]:
+    """The thought count (the cap when thinking adaptively) and the new-token limit."""
+    if wants_auto(method, n_thoughts):
+        n = method.thought_cap()
+    else:
+        n = method.default_thoughts() if n_thoughts is None else n_thoughts
     limit = method.cfg.max_new_tokens if max_new_tokens is None else max_new_tokens
     if n < 0:
         raise ValueError(f"n_thoughts must be >= 0, got {n}")
@@ -182,14 +204,72 @@ def _generate_batch(model: PreTrainedModel, method: Method, examples: Sequence[E
     return [row[:n] for row, n in zip(tokens, lengths.tolist())], prompt_calls
 
 
+@torch.no_grad()
+def _generate_batch_auto(model: PreTrainedModel, method: Method, examples: Sequence[Example], cap: int,
+                         max_new_tokens: int, pad_id: int, eos_id: int, device: torch.device
+                         ) -> tuple[list[list[int]], list[int]]:
+    """Adaptive thinking: greedy token ids and the thought count per row.
+
+    The prompts (question and ``<bot>``) end in one column. After them every column is one cached
+    single-position step in which each row takes its own next input: the previous hidden state while it
+    thinks, ``<eot>`` once its halting head says stop (or at ``cap`` thoughts), then the tokens it writes.
+    Every row thus advances one position per column, so each row sees exactly the sequence it would see
+    alone; rows that are done ride along and are ignored.
+    """
+    threshold = method.cfg.halt_threshold
+    batch = collate(examples, pad_id, None, align="end")
+    input_ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+    cache = DynamicCache(config=model.config)
+    hidden, cache = forward_hidden(model, input_ids, mask, None, cache)
+    hidden = hidden[:, -1]
+    embed, head = model.get_input_embeddings(), model.get_output_embeddings()
+    rows = input_ids.shape[0]
+    thoughts = torch.zeros(rows, dtype=torch.long, device=device)
+    thinking = (stop_probability(model, hidden) <= threshold) & (thoughts < cap)
+    ending = ~thinking  # feeds <eot> at the next column
+    writing = torch.zeros(rows, dtype=torch.bool, device=device)
+    done = torch.zeros(rows, dtype=torch.bool, device=device)
+    eot = torch.full((rows,), method.end_of_thoughts_id, dtype=torch.long, device=device)
+    token = torch.full((rows,), pad_id, dtype=torch.long, device=device)
+    next_position = position_ids(mask)[:, -1] + 1
+    written: list[torch.Tensor] = []
+    spoke: list[torch.Tensor] = []
+    lengths = torch.zeros(rows, dtype=torch.long, device=device)
+    while not bool(done.all()):
+        fed = torch.where(ending, eot, torch.where(writing & ~done, token, torch.full_like(token, pad_id)))
+        inputs = torch.where(thinking[:, None], hidden.to(embed.weight.dtype), embed(fed))
+        mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)
+        out = model.base_model(inputs_embeds=inputs[:, None], attention_mask=mask,
+                               position_ids=next_position[:, None], use_cache=True,
+                               **cache_argument(model.base_model, cache))
+        cache = returned_cache(out)
+        hidden = out.last_hidden_state[:, -1]
+        next_position = next_position + 1
+        # Rows that wrote <eot> or a token in this column now choose their next token.
+        speaking = ending | (writing & ~done)
+        token = torch.where(speaking, head(hidden).argmax(-1), torch.full_like(token, pad_id))
+        written.append(token)
+        spoke.append(speaking)
+        lengths += speaking.long()
+        done |= speaking & ((token == eos_id) | (lengths >= max_new_tokens))
+        writing |= ending
+        # Rows that fed a thought in this column decide whether to think on.
+        thoughts += thinking.long()
+        ending = thinking & ((stop_probability(model, hidden) > threshold) | (thoughts >= cap))
+        thinking &= ~ending
+    tokens, spoken = torch.stack(written, dim=1).tolist(), torch.stack(spoke, dim=1).tolist()
+    return [[t for t, s in zip(ids, said) if s] for ids, said in zip(tokens, spoken)], thoughts.tolist()
+
+
 def generate(model: PreTrainedModel, tokenizer, method: Method, records: Sequence[Record], batch_size: int = 32,
-             n_thoughts: int | None = None, max_new_tokens: int | None = None, progress: bool = False
+             n_thoughts: int | str | None = None, max_new_tokens: int | None = None, progress: bool = False
              ) -> list[Generation]:
     """Greedy answers for ``records``, in their order, batched with the KV cache.
 
-    ``n_thoughts`` defaults to ``method.default_thoughts()`` (ignored by methods without thoughts) and
-    ``max_new_tokens`` to ``method.cfg.max_new_tokens``. Problems are sorted by prompt length so a batch
-    holds similar lengths (less padding); results come back in input order.
+    ``n_thoughts`` defaults to ``method.default_thoughts()`` (ignored by methods without thoughts), or is
+    ``"auto"``: the halting head decides each problem's count, at most ``method.thought_cap()``.
+    ``max_new_tokens`` defaults to ``method.cfg.max_new_tokens``. Problems are sorted by prompt length so a
+    batch holds similar lengths (less padding); results come back in input order.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -198,8 +278,16 @@ def generate(model: PreTrainedModel, tokenizer, method: Method, records: Sequenc
         return []
     device = _model_device(model)
     eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
-    examples = [method.prompt(r, n) for r in tokenize_records(records, tokenizer)]
+    tokenized = tokenize_records(records, tokenizer)
+    auto = wants_auto(method, n_thoughts)
+    # adaptive thinking is checked against its cap: the most room a problem may need
+    examples = [method.prompt(r, n) for r in tokenized]
     limit = _fit_to_context(model, examples, n, limit, max_new_tokens is not None)
+    if auto:
+        if halting_head(model) is None:
+            raise ValueError("n_thoughts 'auto' needs a halting head: this model was trained without one "
+                             "(train it with method.halting=true)")
+        examples = [method.open_prompt(r) for r in tokenized]
     # Longest first: the largest batch runs first, so running out of memory happens at once, not at the end.
     order = sorted(range(len(examples)), key=lambda i: -len(examples[i].input_ids))
     chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
@@ -210,12 +298,18 @@ def generate(model: PreTrainedModel, tokenizer, method: Method, records: Sequenc
         for chunk in chunks:
             _sync(device)
             start = time.perf_counter()
-            token_lists, prompt_calls = _generate_batch(model, method, [examples[i] for i in chunk], limit,
-                                                        pad_id, eos_id, device)
+            batch = [examples[i] for i in chunk]
+            if auto:
+                token_lists, counts = _generate_batch_auto(model, method, batch, n, limit, pad_id, eos_id, device)
+                # the prompt pass, one step per thought, the <eot> step, one per written token after the first
+                calls = [2 + k for k in counts]
+            else:
+                token_lists, prompt_calls = _generate_batch(model, method, batch, limit, pad_id, eos_id, device)
+                counts = [e.n_thoughts if method.continuous else 0 for e in batch]
+                calls = [prompt_calls] * len(batch)
             _sync(device)
             seconds = (time.perf_counter() - start) / len(chunk)
-            for i, ids in zip(chunk, token_lists):
-                thoughts = examples[i].n_thoughts if method.continuous else 0
+            for i, ids, thoughts, prompt_calls in zip(chunk, token_lists, counts, calls):
                 results[i] = Generation(
                     text=_decode_text(tokenizer, ids, eos_id), token_ids=ids, n_thoughts=thoughts,
                     generated_tokens=thoughts + len(ids), forward_passes=prompt_calls + len(ids) - 1,
@@ -225,17 +319,21 @@ def generate(model: PreTrainedModel, tokenizer, method: Method, records: Sequenc
 
 @torch.no_grad()
 def _naive_one(model: PreTrainedModel, method: Method, example: Example, max_new_tokens: int, eos_id: int,
-               device: torch.device) -> tuple[list[int], int]:
+               device: torch.device, auto_cap: int | None = None) -> tuple[list[int], int, int]:
     embed = model.get_input_embeddings()
     ids = torch.tensor([example.input_ids], device=device)
     embeds = embed(ids)
     calls = 0
+    thoughts = example.n_thoughts if method.continuous else 0
     if method.continuous and example.n_thoughts > 0:
         for col in (ids[0] == method.thought_id).nonzero().flatten().tolist():
             out = model(inputs_embeds=embeds[:, :col], output_hidden_states=True, use_cache=False)
             calls += 1
             embeds = torch.cat([embeds[:, :col], out.hidden_states[-1][:, -1:].to(embeds.dtype),
                                 embeds[:, col + 1:]], dim=1)
+    if auto_cap is not None:
+        embeds, thoughts, more = _naive_think(model, method, embeds, auto_cap)
+        calls += more
     written: list[int] = []
     while len(written) < max_new_tokens:
         logits = model(inputs_embeds=embeds, use_cache=False).logits[0, -1]
@@ -245,21 +343,42 @@ def _naive_one(model: PreTrainedModel, method: Method, example: Example, max_new
         if token == eos_id:
             break
         embeds = torch.cat([embeds, embed(torch.tensor([[token]], device=device))], dim=1)
-    return written, calls
+    return written, calls, thoughts
+
+
+def _naive_think(model: PreTrainedModel, method: Method, embeds: torch.Tensor, cap: int
+                 ) -> tuple[torch.Tensor, int, int]:
+    """Adaptive thinking without a cache, after a prompt that ends in ``<bot>``: re-run the prefix, ask the
+    halting head, append the hidden state as the next thought until it says stop; then ``<eot>``."""
+    thoughts = calls = 0
+    while True:
+        hidden = model(inputs_embeds=embeds, output_hidden_states=True, use_cache=False).hidden_states[-1][:, -1]
+        calls += 1
+        if thoughts >= cap or float(stop_probability(model, hidden)) > method.cfg.halt_threshold:
+            break
+        embeds = torch.cat([embeds, hidden[:, None].to(embeds.dtype)], dim=1)
+        thoughts += 1
+    eot = model.get_input_embeddings()(torch.tensor([[method.end_of_thoughts_id]], device=embeds.device))
+    return torch.cat([embeds, eot], dim=1), thoughts, calls
 
 
 def generate_naive(model: PreTrainedModel, tokenizer, method: Method, records: Sequence[Record],
-                   n_thoughts: int | None = None, max_new_tokens: int | None = None, progress: bool = False
+                   n_thoughts: int | str | None = None, max_new_tokens: int | None = None, progress: bool = False
                    ) -> list[Generation]:
     """The no-cache baseline: one problem at a time; each thought and each token re-runs the whole prefix.
 
     Same tokens as :func:`generate`; ``forward_passes`` counts its own (full-sequence) model calls:
-    one per thought plus one per written token.
+    one per thought plus one per written token (adaptive thinking: one per halting decision instead of
+    one per thought).
     """
     n, limit = _resolve_limits(method, n_thoughts, max_new_tokens)
     device = _model_device(model)
     eos_id = tokenizer.eos_token_id
-    examples = [method.prompt(r, n) for r in tokenize_records(records, tokenizer)]
+    auto = wants_auto(method, n_thoughts)
+    if auto and halting_head(model) is None:
+        raise ValueError("n_thoughts 'auto' needs a halting head: this model was trained without one")
+    tokenized = tokenize_records(records, tokenizer)
+    examples = [method.open_prompt(r) if auto else method.prompt(r, n) for r in tokenized]
     items = examples
     if progress:
         items = progress_bar(examples, desc="generate (naive)", unit="problem")
@@ -268,9 +387,8 @@ def generate_naive(model: PreTrainedModel, tokenizer, method: Method, records: S
         for example in items:
             _sync(device)
             start = time.perf_counter()
-            ids, calls = _naive_one(model, method, example, limit, eos_id, device)
+            ids, calls, thoughts = _naive_one(model, method, example, limit, eos_id, device, n if auto else None)
             _sync(device)
-            thoughts = example.n_thoughts if method.continuous else 0
             results.append(Generation(text=_decode_text(tokenizer, ids, eos_id), token_ids=ids, n_thoughts=thoughts,
                                       generated_tokens=thoughts + len(ids), forward_passes=calls,
                                       seconds=time.perf_counter() - start))

@@ -21,12 +21,16 @@ IGNORE_INDEX = -100  # label value that gets no loss (PyTorch's cross-entropy de
 class Example:
     """Token ids ready for the model. ``labels`` is ``IGNORE_INDEX`` where there is no loss;
     ``thought_start`` is the index of the first continuous-thought position (-1 if none), which the
-    collator aligns across a batch."""
+    collator aligns across a batch. Continuous-thought methods also set ``halt_from``, the position of
+    the halting head's first decision (``<bot>``; decisions follow at each thought), and ``halt_needed``,
+    the thoughts after which the problem's latent steps are used up (:mod:`latentcot.models.halting`)."""
 
     input_ids: list[int]
     labels: list[int]
     n_thoughts: int = 0
     thought_start: int = -1
+    halt_from: int = -1
+    halt_needed: int = -1
 
 
 def assemble(pieces: Sequence[tuple[Sequence[int], bool]], thought_id: int | None = None) -> Example:
@@ -63,6 +67,11 @@ class Method:
                              "build the model with the method's special_tokens")
         self.token_ids = {t: tokenizer.convert_tokens_to_ids(t) for t in self.special_tokens}
         self.thought_id = self.token_ids[self.thought_token] if self.thought_token else None
+        adaptive = "method.halting=true" if cfg.halting else (
+            "method.inference_thoughts=auto" if cfg.inference_thoughts == "auto" else "")
+        if adaptive and not self.continuous:
+            raise ValueError(f"config key '{adaptive.split('=')[0]}': {adaptive} needs a continuous-thought method "
+                             f"(coconut, coconut_wo_curriculum); {self.name!r} has no continuous thoughts")
 
     @classmethod
     def extra_tokens(cls, cfg: MethodConfig) -> tuple[str, ...]:

@@ -9,9 +9,11 @@ There is no loss on the question, the markers or the thoughts.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
+from ..models.halting import needed_thoughts
 from ..tokenization import BOT, EOT, PAUSE, THOUGHT
-from .base import Example, Method, TokenizedRecord, assemble
+from .base import IGNORE_INDEX, Example, Method, TokenizedRecord, assemble
 
 
 class Coconut(Method):
@@ -46,12 +48,16 @@ class Coconut(Method):
         bot, eot = self.token_ids[BOT], self.token_ids[EOT]
         first_kept = len(record.steps) - steps_kept
         steps = [ids for step in record.steps[first_kept:] for ids in step]
-        return assemble([
+        example = assemble([
             (record.question, False),
             ([bot] + [self.thought_id] * n_thoughts + [eot], False),
             (steps, True),
             (record.answer, True),
         ], self.thought_id if self.continuous else None)
+        if not self.continuous:
+            return example
+        return replace(example, halt_from=len(record.question), halt_needed=needed_thoughts(
+            len(record.steps), self.cfg.c_thought, self.cfg.max_latent_stage))
 
     def train_example(self, record: TokenizedRecord, epoch: int, rng: random.Random) -> Example:
         stage = self.problem_stage(epoch, rng)
@@ -59,7 +65,12 @@ class Coconut(Method):
         return self.render(record, self.thoughts_for(stage, n_steps), self.steps_kept(stage, n_steps))
 
     def default_thoughts(self) -> int:
-        return self.cfg.n_thoughts if self.cfg.n_thoughts >= 0 else self.cfg.c_thought * self.cfg.max_latent_stage
+        fixed = self.cfg.inference_thoughts
+        return fixed if isinstance(fixed, int) and fixed >= 0 else self.cfg.c_thought * self.cfg.max_latent_stage
+
+    def thought_cap(self) -> int:
+        """The most thoughts adaptive thinking (``inference_thoughts=auto``) may take."""
+        return self.cfg.max_thoughts if self.cfg.max_thoughts >= 0 else self.cfg.c_thought * self.cfg.max_latent_stage
 
     def prompt(self, record: TokenizedRecord, n_thoughts: int | None = None) -> Example:
         n = self.default_thoughts() if n_thoughts is None else n_thoughts
@@ -67,6 +78,15 @@ class Coconut(Method):
         # The prompt stops after <eot>: drop the answer the renderer appended.
         cut = len(record.question) + n + 2
         return Example(example.input_ids[:cut], example.labels[:cut], example.n_thoughts, example.thought_start)
+
+    def open_prompt(self, record: TokenizedRecord) -> Example:
+        """The prompt of adaptive thinking: the question and ``<bot>``; the halting head decides the rest."""
+        ids = list(record.question) + [self.token_ids[BOT]]
+        return Example(ids, [IGNORE_INDEX] * len(ids))
+
+    @property
+    def end_of_thoughts_id(self) -> int:
+        return self.token_ids[EOT]
 
 
 class CoconutWithoutCurriculum(Coconut):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import inspect
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache, PreTrainedModel
 
 from ..methods.base import IGNORE_INDEX, Example
+from .halting import IGNORE_TARGET, decision_targets, halting_loss_sum
 
 ALIGN_MODES = ("thoughts", "end", "right")
 
@@ -51,7 +52,22 @@ def collate(examples: Sequence[Example], pad_id: int, thought_id: int | None, al
     out = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
     if thought_id is not None:
         out["thought_mask"] = (input_ids == thought_id) & attention_mask.bool()
+    if thought_id is not None and any(e.halt_from >= 0 for e in examples):
+        out["halt_targets"] = halting_target_tensor(examples, left, width)
     return out
+
+
+def halting_target_tensor(examples: Sequence[Example], left: Sequence[int], width: int) -> torch.Tensor:
+    """(batch, width) halting targets: decision j of a row sits at its ``halt_from + j`` (``<bot>``, then
+    each thought), j = 0 .. its thought count; every other position is ``IGNORE_TARGET``."""
+    targets = torch.full((len(examples), width), IGNORE_TARGET)
+    for row, (pad, example) in enumerate(zip(left, examples)):
+        if example.halt_from < 0:
+            continue
+        start = pad + example.halt_from
+        values = decision_targets(example.n_thoughts + 1, example.halt_needed)
+        targets[row, start:start + len(values)] = torch.tensor(values)
+    return targets
 
 
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -148,7 +164,21 @@ def lm_loss_sum(model: PreTrainedModel, hidden: torch.Tensor, labels: torch.Tens
     return loss, int(selected.sum())
 
 
-def batch_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """Training forward for any method: summed loss and token count of one collated batch."""
+class BatchLoss(NamedTuple):
+    """Summed losses of one collated batch and what each sums over; the trainer normalises them by the
+    counts of the whole (accumulated, all-process) batch."""
+
+    lm_sum: torch.Tensor
+    n_tokens: int
+    halt_sum: torch.Tensor | None = None  # the halting head's, when the model has one and the batch decides
+    n_decisions: int = 0
+
+
+def batch_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> BatchLoss:
+    """Training forward for any method: summed next-token loss (and halting loss) of one collated batch."""
     hidden, _ = forward_hidden(model, batch["input_ids"], batch["attention_mask"], batch.get("thought_mask"))
-    return lm_loss_sum(model, hidden, batch["labels"])
+    lm_sum, n_tokens = lm_loss_sum(model, hidden, batch["labels"])
+    if "halt_targets" not in batch:
+        return BatchLoss(lm_sum, n_tokens)
+    halt_sum, n_decisions = halting_loss_sum(model, hidden, batch["halt_targets"])
+    return BatchLoss(lm_sum, n_tokens, halt_sum if n_decisions else None, n_decisions)

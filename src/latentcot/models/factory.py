@@ -10,6 +10,7 @@ Three sources, chosen by ``ModelConfig.source``:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from transformers import (
 )
 
 from ..config import ModelConfig, TokenizerConfig
+from .halting import CONFIG_KEY, restore_halting_head
 from ..data.records import Record
 from ..tokenization import add_method_tokens, build_tokenizer, ensure_pad_token, load_tokenizer
 
@@ -196,7 +198,9 @@ def load_checkpoint_model(directory: str | os.PathLike, dtype: str = "float32"
         raise FileNotFoundError(f"{directory}: not a saved model (no config.json)")
     check_weights(directory)
     try:
-        model = AutoModelForCausalLM.from_pretrained(directory, dtype=_DTYPES[dtype])
+        with _quiet_unexpected_keys(directory):
+            model = AutoModelForCausalLM.from_pretrained(directory, dtype=_DTYPES[dtype])
+        restore_halting_head(model, directory)
     except Exception as err:  # transformers raises many kinds; the file is what the user can act on
         raise CheckpointError(f"{directory}: the model does not load: {_first_line(err)}") from err
     try:
@@ -208,6 +212,29 @@ def load_checkpoint_model(directory: str | os.PathLike, dtype: str = "float32"
         raise CheckpointError(f"{directory}: the tokenizer has {len(tokenizer)} tokens but the model only {rows} "
                               f"embeddings: tokenizer and weights are from different runs")
     return model, tokenizer
+
+
+@contextlib.contextmanager
+def _quiet_unexpected_keys(directory: Path):
+    """transformers reports the halting head's weights as unexpected keys (its model class does not know
+    them; :func:`restore_halting_head` loads them next): silence that report for such a checkpoint."""
+    import json
+
+    from transformers.utils import logging as hf_logging
+
+    try:
+        has_head = CONFIG_KEY in json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        has_head = False
+    if not has_head:
+        yield
+        return
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def _first_line(err: BaseException) -> str:

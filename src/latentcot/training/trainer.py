@@ -24,6 +24,7 @@ from ..data.records import Record
 from ..methods import Example, Method, TokenizedRecord, build_method, method_class, tokenize_records
 from ..models import build_model_and_tokenizer, load_checkpoint_model, resize_for_tokenizer
 from ..models.continuous import batch_loss, collate
+from ..models.halting import attach_halting_head, halting_head
 from ..progress import progress_bar
 from .. import runs
 from ..runs import TrainingStopped
@@ -38,6 +39,11 @@ from .metrics import MetricsLog
 def label_count(example: Example) -> int:
     """Targets this example contributes to the next-token loss (labels shifted by one)."""
     return sum(1 for label in example.labels[1:] if label != -100)
+
+
+def decision_count(example: Example) -> int:
+    """Halting decisions this example contributes: one at ``<bot>`` and one after each thought."""
+    return example.n_thoughts + 1 if example.halt_from >= 0 else 0
 
 
 @dataclass
@@ -90,6 +96,7 @@ class Trainer:
         self.total_steps = (cfg.train.schedule_epochs or cfg.train.epochs) * max(self.epoch_size // cfg.train.batch_size, 1)
         self.autocast = self._autocast()
         self._last_save = time.monotonic()
+        self.last_halt_loss: float | None = None  # the halting head's mean loss on the last step
         self.metrics = MetricsLog(self.output_dir / "metrics.jsonl", enabled=self.dist.is_main,
                                   tensorboard_dir=self.output_dir / "tensorboard" if cfg.train.tensorboard else None)
         if resume_from is not None:
@@ -181,6 +188,8 @@ class Trainer:
         else:
             # Every vocabulary gets all method tokens, so a cot checkpoint can seed a coconut run.
             model, tokenizer = build_model_and_tokenizer(cfg.model, cfg.tokenizer, self.train_records, method_tokens)
+        if cfg.method.halting and halting_head(model) is None:
+            attach_halting_head(model)
         return model.to(self.device), tokenizer
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
@@ -268,19 +277,26 @@ class Trainer:
     def train_step(self, batch: list[Example]) -> float:
         """One optimizer step on a global batch; returns its mean token loss."""
         total_tokens = max(sum(label_count(e) for e in batch), 1)
+        # The halting head's loss is a mean over the batch's decisions, weighted against the token mean.
+        total_decisions = max(sum(decision_count(e) for e in batch), 1)
+        halt_weight = self.cfg.method.halt_weight if self.cfg.method.halting else 0.0
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        loss_sum = 0.0
+        loss_sum, halt_sum = 0.0, 0.0
         for micro in self.micro_batches(batch):
             tensors = collate(micro, self.tokenizer.pad_token_id,
                               self.method.thought_id if self.method.continuous else None)
             tensors = {k: v.to(self.device) for k, v in tensors.items()}
             with self.autocast():
-                loss, _ = batch_loss(self.model, tensors)
+                parts = batch_loss(self.model, tensors)
+            loss = parts.lm_sum / total_tokens
+            if parts.halt_sum is not None and halt_weight:
+                loss = loss + halt_weight * parts.halt_sum / total_decisions
+                halt_sum += parts.halt_sum.item()
             # FSDP averages the sharded gradients over processes; scaling by the process count turns
-            # that average into the sum the token normalisation needs.
-            ((loss * self.dist.world_size if self.sharded else loss) / total_tokens).backward()
-            loss_sum += loss.item()
+            # that average into the sum the normalisation needs.
+            (loss * self.dist.world_size if self.sharded else loss).backward()
+            loss_sum += parts.lm_sum.item()
         params = [p for p in self.model.parameters() if p.requires_grad]
         replicated = [p for p in params if not is_sharded(p)]
         sum_gradients(replicated, self.dist)
@@ -296,9 +312,10 @@ class Trainer:
             clip_grad_norm(params, self.cfg.train.grad_clip, self.dist)
         self.optimizer.step()
         if self.dist.enabled:
-            summed = torch.tensor([loss_sum], device=self.device)
+            summed = torch.tensor([loss_sum, halt_sum], device=self.device)
             torch.distributed.all_reduce(summed)
-            loss_sum = summed.item()
+            loss_sum, halt_sum = summed.tolist()
+        self.last_halt_loss = halt_sum / total_decisions if halt_weight else None
         return loss_sum / total_tokens
 
     def train_epoch(self, epoch: int) -> float:
@@ -325,7 +342,8 @@ class Trainer:
             bar.update()
             bar.set_postfix(loss=f"{loss:.4f}")
             if self.state.step % max(self.cfg.train.log_every, 1) == 0:
-                self.metrics.log("train", self.state.step, epoch=epoch, stage=stage, loss=loss,
+                halt = {} if self.last_halt_loss is None else {"halt_loss": self.last_halt_loss}
+                self.metrics.log("train", self.state.step, epoch=epoch, stage=stage, loss=loss, **halt,
                                  lr=self.optimizer.param_groups[0]["lr"], elapsed=round(time.perf_counter() - start, 3))
             if self.state.batch < len(batches) and self._mid_epoch_save_due():
                 self.save_progress(epoch)
@@ -440,4 +458,4 @@ def train(cfg: Config, **kwargs) -> Trainer:
     return trainer
 
 
-__all__ = ["Trainer", "TrainState", "TrainingStopped", "train", "label_count"]
+__all__ = ["Trainer", "TrainState", "TrainingStopped", "train", "label_count", "decision_count"]

@@ -1,0 +1,198 @@
+"""Adaptive thinking: the halting head's targets and loss, its save/load, and `auto` inference against
+independent recomputations (each row alone, and a fixed-count run with the count auto chose)."""
+
+import json
+import random
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers import tiny_model, tiny_prosqa
+from latentcot.cli import main as run_cli
+from latentcot.config import Config, MethodConfig, apply_overrides, load_config
+from latentcot.data.io import save_records
+from latentcot.inference import generate, generate_naive
+from latentcot.methods import METHODS, build_method, tokenize_record
+from latentcot.models import load_checkpoint_model, save_model
+from latentcot.models.continuous import batch_loss, collate
+from latentcot.models.halting import IGNORE_TARGET, attach_halting_head, halting_head
+from latentcot.tokenization import BOT
+from latentcot.training import train
+from latentcot.training.metrics import read_metrics
+from test_inference import MAX_NEW, reference_generate, sensitive_model
+
+CAP = 4
+HALTING = MethodConfig(name="coconut", max_latent_stage=CAP, c_thought=1, pad_latent_to_max=True, halting=True,
+                       inference_thoughts="auto")
+
+
+@torch.no_grad()
+def naive_hidden(model, method, record, tokenizer, n_thoughts):
+    """Final hidden states of one problem's prompt with n thoughts, each thought filled by re-running the
+    whole prefix (no cache)."""
+    example = method.prompt(tokenize_record(record, tokenizer), n_thoughts)
+    ids = torch.tensor([example.input_ids])
+    embeds = model.get_input_embeddings()(ids)
+    for col in range(ids.shape[1]):
+        if ids[0, col] == method.thought_id:
+            hidden = model(inputs_embeds=embeds, output_hidden_states=True, use_cache=False).hidden_states[-1]
+            embeds = embeds.clone()
+            embeds[0, col] = hidden[0, col - 1]
+    return model(inputs_embeds=embeds, output_hidden_states=True, use_cache=False).hidden_states[-1][0], example
+
+
+def test_targets_sit_at_bot_and_each_thought_and_turn_on_when_the_latent_steps_are_used_up():
+    records = [tiny_prosqa(12, seed=1)[i] for i in (0, 1, 11)]
+    assert [len(r.steps) for r in records] == [2, 3, 4]
+    model, tokenizer = tiny_model(records, METHODS["coconut"].special_tokens)
+    cfg = MethodConfig(name="coconut", max_latent_stage=3, c_thought=2, pad_latent_to_max=True, epochs_per_stage=1)
+    method = build_method(cfg, tokenizer)
+    # stage 3 pads every problem to 6 thoughts; a problem with s steps has used them up after 2*min(s, 3)
+    examples = [method.train_example(tokenize_record(r, tokenizer), 3, random.Random(0)) for r in records]
+    batch = collate(examples, tokenizer.pad_token_id, method.thought_id)
+    bot = tokenizer.convert_tokens_to_ids(BOT)
+    for row, record in enumerate(records):
+        at_bot = int((batch["input_ids"][row] == bot).nonzero())
+        needed = 2 * min(len(record.steps), 3)
+        expected = torch.full_like(batch["halt_targets"][row], IGNORE_TARGET)
+        expected[at_bot:at_bot + 7] = torch.tensor([float(j >= needed) for j in range(7)])
+        assert torch.equal(batch["halt_targets"][row], expected), row
+        # decisions 1..6 read the thought positions, decision 0 reads <bot>
+        assert (batch["input_ids"][row, at_bot + 1:at_bot + 7] == method.thought_id).all()
+
+
+def test_halting_loss_is_the_bce_of_the_head_on_independently_recomputed_states():
+    records = tiny_prosqa(4, seed=6)
+    cfg = MethodConfig(name="coconut", max_latent_stage=3, c_thought=1, pad_latent_to_max=True, halting=True)
+    model, tokenizer = tiny_model(records, METHODS["coconut"].special_tokens)
+    attach_halting_head(model)
+    method = build_method(cfg, tokenizer)
+    tokenized = [tokenize_record(r, tokenizer) for r in records]
+    examples = [method.render(t, 3, 0) for t in tokenized]
+    parts = batch_loss(model, collate(examples, tokenizer.pad_token_id, method.thought_id))
+
+    expected, count = torch.zeros(()), 0
+    head = halting_head(model)
+    for record, example in zip(records, examples):
+        hidden, prompt = naive_hidden(model, method, record, tokenizer, 3)
+        states = hidden[example.halt_from:example.halt_from + 4]
+        targets = torch.tensor([float(j >= min(len(record.steps), 3)) for j in range(4)])
+        expected = expected + F.binary_cross_entropy_with_logits(head(states), targets, reduction="sum")
+        count += 4
+    assert parts.n_decisions == count
+    assert torch.allclose(parts.halt_sum, expected, atol=1e-5)
+    # and it trains the head: the gradient reaches its weights
+    parts.halt_sum.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
+
+
+def test_head_travels_through_a_checkpoint_quietly(tmp_path, capfd):
+    records = tiny_prosqa(2)
+    model, tokenizer = tiny_model(records, ())
+    head = attach_halting_head(model)
+    save_model(model, tokenizer, tmp_path / "ckpt")
+    capfd.readouterr()
+    loaded, _ = load_checkpoint_model(tmp_path / "ckpt")
+    out = capfd.readouterr()
+    assert "UNEXPECTED" not in out.out + out.err
+    x = torch.randn(5, model.get_input_embeddings().embedding_dim)
+    assert torch.equal(halting_head(loaded)(x), head(x))
+    # a model without one loads without one
+    plain, _ = tiny_model(records, ())
+    save_model(plain, tokenizer, tmp_path / "plain")
+    assert halting_head(load_checkpoint_model(tmp_path / "plain")[0]) is None
+
+
+def stop_probabilities(model, method, tokenizer, record, cap):
+    """P(stop) at decisions 0..cap of one problem, from states recomputed without a cache."""
+    hidden, example = naive_hidden(model, method, record, tokenizer, cap)
+    start = len(tokenize_record(record, tokenizer).question)  # <bot>
+    return torch.sigmoid(halting_head(model)(hidden[start:start + cap + 1])).tolist()
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_auto_batches_match_each_row_alone_and_the_fixed_count_it_chose(arch):
+    records = tiny_prosqa(6, seed=3)
+    model, tokenizer, method = sensitive_model(records, replace(HALTING), arch)  # a copy: the test changes it
+    attach_halting_head(model)
+    with torch.no_grad():
+        for p in halting_head(model).parameters():
+            p.copy_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(7)))
+    probs = [stop_probabilities(model, method, tokenizer, r, CAP) for r in records]
+    # the threshold (a midpoint between two probabilities, so no row sits on it) that spreads the rows'
+    # stopping points the most
+    flat = sorted(p for row in probs for p in row)
+
+    def counts_at(threshold):
+        return [next((j for j, p in enumerate(row) if p > threshold), CAP) for row in probs]
+
+    method.cfg.halt_threshold = max(((a + b) / 2 for a, b in zip(flat, flat[1:]) if b - a > 1e-4),
+                                    key=lambda t: len(set(counts_at(t))))
+    counts = counts_at(method.cfg.halt_threshold)
+    assert len(set(counts)) >= 3, counts
+
+    expected = [reference_generate(model, tokenizer, method, r, MAX_NEW, n)[0] for r, n in zip(records, counts)]
+    for batch_size in (6, 4, 1):
+        got = generate(model, tokenizer, method, records, batch_size=batch_size, n_thoughts="auto",
+                       max_new_tokens=MAX_NEW)
+        assert [g.n_thoughts for g in got] == counts, batch_size
+        assert [g.token_ids for g in got] == expected, batch_size
+        assert [g.generated_tokens for g in got] == [n + len(ids) for n, ids in zip(counts, expected)]
+        assert [g.forward_passes for g in got] == [2 + n + len(ids) - 1 for n, ids in zip(counts, expected)]
+    # the run's own default (inference_thoughts: auto) is adaptive too, and so is the no-cache baseline
+    assert [g.token_ids for g in generate(model, tokenizer, method, records, max_new_tokens=MAX_NEW)] == expected
+    naive = generate_naive(model, tokenizer, method, records, n_thoughts="auto", max_new_tokens=MAX_NEW)
+    assert [g.n_thoughts for g in naive] == counts and [g.token_ids for g in naive] == expected
+    # the cap holds: with a threshold nothing exceeds, every row thinks exactly max_thoughts
+    method.cfg.halt_threshold, method.cfg.max_thoughts = 1.0, 2
+    assert {g.n_thoughts for g in generate(model, tokenizer, method, records, n_thoughts="auto",
+                                           max_new_tokens=2)} == {2}
+
+
+def test_auto_needs_a_head_and_a_continuous_method():
+    records = tiny_prosqa(2)
+    model, tokenizer, method = sensitive_model(records, HALTING, "gpt2")
+    with pytest.raises(ValueError, match="halting head"):
+        generate(model, tokenizer, method, records, n_thoughts="auto")
+    with pytest.raises(ValueError, match="continuous-thought method"):
+        build_method(MethodConfig(name="cot", halting=True), tokenizer)
+    with pytest.raises(ValueError, match="method.inference_thoughts"):
+        build_method(MethodConfig(name="coconut_wo_thought", inference_thoughts="auto"), tokenizer)
+
+
+def test_the_old_key_n_thoughts_still_loads(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("method:\n  name: coconut\n  n_thoughts: 3\n")
+    assert load_config(path).method.inference_thoughts == 3
+    assert load_config(path, ["method.n_thoughts=auto"]).method.inference_thoughts == "auto"
+    assert load_config(path, ["method.inference_thoughts=2"]).method.inference_thoughts == 2
+
+
+def test_a_run_trained_with_halting_logs_the_head_saves_it_and_evaluates_with_auto(tmp_path):
+    records = tiny_prosqa(24, seed=2)
+    cfg = apply_overrides(Config(), [
+        f"output_dir={tmp_path / 'run'}", "model.preset=tiny", "model.n_positions=256", "train.batch_size=8",
+        "train.lr=3e-3", "train.progress=false", "train.eval_every=0", "train.log_every=1", "seed=0",
+        "method.name=coconut", "method.epochs_per_stage=1", "method.max_latent_stage=3", "train.epochs=8",
+        "method.start_stage=3", "method.pad_latent_to_max=true", "method.halting=true"])
+    trainer = train(cfg, train_records=records)
+    logged = [m for m in read_metrics(tmp_path / "run" / "metrics.jsonl") if m["type"] == "train"]
+    assert all("halt_loss" in m for m in logged)
+    # every epoch has 3 thoughts a problem and the same targets (stop after 2 or 3): the head learns them
+    assert sum(m["halt_loss"] for m in logged[-3:]) < 0.7 * sum(m["halt_loss"] for m in logged[:3])
+    assert halting_head(trainer.model) is not None
+    data = tmp_path / "valid.json"
+    save_records(tiny_prosqa(6, seed=9), data)
+    out = tmp_path / "auto.jsonl"
+    assert run_cli(["eval", str(tmp_path / "run"), "--data", str(data), "--n-thoughts", "auto",
+                    "--out", str(out)]) == 0
+    summary = json.loads(out.with_suffix(".summary.json").read_text())
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert summary["n_thoughts"] == "auto"
+    assert summary["mean_thoughts"] == pytest.approx(sum(r["n_thoughts"] for r in rows) / len(rows))
+    assert all(0 <= r["n_thoughts"] <= 3 for r in rows)
+    by_steps = {int(k): v for k, v in summary["by_steps"].items()}
+    assert sum(v["n_problems"] for v in by_steps.values()) == len(rows)
+    assert set(by_steps) == {r["n_steps"] for r in rows}
