@@ -108,6 +108,8 @@ CASES = [
      ["--batch-size"]),
     ("eval-auto-without-halting-head", ["eval", "{root}/run", "--data", "{root}/train.json", "--n-thoughts", "auto",
                                         "--out", "{root}/out/auto.jsonl"], ["'auto'", "halting head", "method.halting"]),
+    ("analyze-thoughts-auto-without-head", ["analyze", "thoughts", "{root}/run", "--data", "{root}/train.json",
+                                            "--k", "auto", "--out", "{root}/out/thoughts"], ["halting head"]),
     ("eval-thoughts-not-a-count", ["eval", "{root}/run", "--data", "{root}/train.json", "--n-thoughts", "many"],
      ["--n-thoughts", "'many'", "'auto'"]),
     ("eval-truncated-weights", ["eval", "{root}/truncated", "--data", "{root}/train.json", "--out",

@@ -196,3 +196,13 @@ def test_a_run_trained_with_halting_logs_the_head_saves_it_and_evaluates_with_au
     by_steps = {int(k): v for k, v in summary["by_steps"].items()}
     assert sum(v["n_problems"] for v in by_steps.values()) == len(rows)
     assert set(by_steps) == {r["n_steps"] for r in rows}
+    # the depth analysis: fixed counts and auto side by side, by number of steps, and a picture
+    assert run_cli(["analyze", "thoughts", str(tmp_path / "run"), "--data", str(data), "--k", "1,3,auto",
+                    "--out", str(tmp_path / "thoughts"), "--batch-size", "4"]) == 0
+    report = json.loads((tmp_path / "thoughts" / "thoughts.json").read_text())
+    assert list(report["by_setting"]) == ["1", "3", "auto"]
+    assert report["by_setting"]["1"]["mean_thoughts"] == 1 and report["by_setting"]["3"]["mean_thoughts"] == 3
+    auto = report["by_setting"]["auto"]
+    assert auto["accuracy"] == summary["accuracy"] and auto["by_steps"] == summary["by_steps"]
+    assert report["best_fixed"] in ("1", "3")
+    assert (tmp_path / "thoughts" / "thoughts.png").stat().st_size > 0

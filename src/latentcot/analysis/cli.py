@@ -143,6 +143,34 @@ def run_steps(args: argparse.Namespace) -> dict:
     return summary
 
 
+def run_thoughts(args: argparse.Namespace) -> dict:
+    from ..data.io import atomic_write
+    from ..evaluation import evaluate
+    from .thoughts import best_fixed, plot_thought_counts, thought_table_row
+
+    records, model, tokenizer, method, encoding = _load(args)
+    if not method.continuous:
+        raise ValueError(f"method {method.name!r} has no continuous thoughts to count (use a coconut run)")
+    out = Path(args.out)
+    table: dict[str, dict] = {}
+    for k in _parse_ks(args.k):
+        result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=k,
+                          progress=True, encoding=encoding)
+        result.write_jsonl(out / f"thoughts_k{k}.jsonl")
+        table[str(k)] = row = thought_table_row(result)
+        depths = ", ".join(f"{d} steps {100 * v['accuracy']:.1f}% / {v['mean_thoughts']:.2f}"
+                           for d, v in row["by_steps"].items())
+        print(f"k={k}: accuracy {100 * row['accuracy']:.1f}%, mean thoughts {row['mean_thoughts']:.2f} ({depths})",
+              flush=True)
+    report = {"run": str(args.run_dir), "data": args.data, "method": method.name,
+              "halt_threshold": method.cfg.halt_threshold, "best_fixed": best_fixed(table), "by_setting": table}
+    plot_thought_counts(table, out / "thoughts.png",
+                        title=f"{method.name} on {Path(args.data).name} ({len(records)} problems)")
+    atomic_write(out / "thoughts.json", json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}/thoughts.json, thoughts.png and thoughts_k*.jsonl")
+    return report
+
+
 def run_curves(args: argparse.Namespace) -> int:
     from .report import plot_training_curves
     from ..training.metrics import read_metrics
@@ -192,6 +220,12 @@ def add_analyze_parser(subparsers) -> None:
     common(p, "runs/analysis/steps")
     p.add_argument("--n-thoughts", default=None, metavar="K|auto", help="thoughts, or auto (default: the run's)")
     p.set_defaults(func=lambda a: (run_steps(a), 0)[1])
+
+    p = sub.add_parser("thoughts", help="accuracy and mean thoughts for fixed counts and auto (the halting head), "
+                                        "overall and by the problem's number of steps (PNG)")
+    common(p, "runs/analysis/thoughts")
+    p.add_argument("--k", default="1..6,auto", help="settings: fixed counts and/or auto (default 1..6,auto)")
+    p.set_defaults(func=lambda a: (run_thoughts(a), 0)[1])
 
     p = sub.add_parser("search", help="decode continuous thoughts through the LM head: frontier-node values on "
                                       "ProsQA (PNG) and the top tokens of each thought on any data")
