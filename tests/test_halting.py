@@ -176,7 +176,8 @@ def test_a_run_trained_with_halting_logs_the_head_saves_it_and_evaluates_with_au
         f"output_dir={tmp_path / 'run'}", "model.preset=tiny", "model.n_positions=256", "train.batch_size=8",
         "train.lr=3e-3", "train.progress=false", "train.eval_every=0", "train.log_every=1", "seed=0",
         "method.name=coconut", "method.epochs_per_stage=1", "method.max_latent_stage=3", "train.epochs=8",
-        "method.start_stage=3", "method.pad_latent_to_max=true", "method.halting=true"])
+        "method.start_stage=3", "method.pad_latent_to_max=true", "method.halting=true",
+        "method.inference_thoughts=auto"])
     trainer = train(cfg, train_records=records)
     logged = [m for m in read_metrics(tmp_path / "run" / "metrics.jsonl") if m["type"] == "train"]
     assert all("halt_loss" in m for m in logged)
@@ -206,3 +207,9 @@ def test_a_run_trained_with_halting_logs_the_head_saves_it_and_evaluates_with_au
     assert auto["accuracy"] == summary["accuracy"] and auto["by_steps"] == summary["by_steps"]
     assert report["best_fixed"] in ("1", "3")
     assert (tmp_path / "thoughts" / "thoughts.png").stat().st_size > 0
+    # an export keeps the head, thinks adaptively by default and says so on its card
+    assert run_cli(["export", str(tmp_path / "run"), "--out", str(tmp_path / "model"), "--eval-data", str(data),
+                    "--batch-size", "4"]) == 0
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert f"the halting head chose {summary['mean_thoughts']:.2f} thoughts on average" in card
+    assert halting_head(load_checkpoint_model(tmp_path / "model")[0]) is not None

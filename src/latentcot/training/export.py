@@ -115,9 +115,11 @@ def model_card(out: Path, summary: dict[str, Any] | None, eval_data: str, notes:
         lines.append(f"  - `{r['run']}`: {r['method']}, {r['epochs']} epochs, {r['steps']} steps, "
                      f"{r['training_minutes']:.1f} min")
     if summary is not None:
+        thoughts = (f"the halting head chose {summary['mean_thoughts']:.2f} thoughts on average"
+                    if summary["n_thoughts"] == "auto" else f"{summary['n_thoughts']} thoughts")
         lines += [f"- accuracy on `{eval_data}`: **{100 * summary['accuracy']:.1f}%** "
                   f"({summary['n_problems']} problems), {summary['mean_generated_tokens']:.1f} generated tokens "
-                  f"(thoughts included), {summary['n_thoughts']} thoughts",
+                  f"(thoughts included), {thoughts}",
                   "", "Reproduce the figure (CPU, well under 2 minutes):", "",
                   "```bash", f"latentcot eval {out} --data {eval_data} --batch-size {batch_size}", "```"]
     lines += ["", "## Config as trained", "", "```yaml", cfg_text.rstrip(), "```", ""]
