@@ -9,8 +9,8 @@ Writes ``bench/halting.json`` (``--out``) and prints two tables:
     divided by the same step of the same model without a head, on the same tensors. Interleaved repeats,
     the fastest kept (load from other processes only ever adds time), the ratio of medians too.
 (b) generation time of ``--n-thoughts auto`` against a fixed count, same thoughts: the head's threshold
-    is set above 1, so every problem thinks exactly ``--thoughts`` thoughts (the cap), like the fixed run.
-    This is auto's worst case: its head runs at every decision and each thought is its own step of the
+    is 1 (a probability never exceeds it), so every problem thinks exactly ``--thoughts`` thoughts (the
+    cap), like the fixed run. This is auto's worst case: its head runs at every decision and each thought is its own step of the
     per-row loop. Batch 1 and ``--batch``; same written tokens (each problem writes its answer's length).
 
 Random weights: time depends on shapes and token counts, not on what the weights say.
@@ -88,7 +88,7 @@ def train_step_ratio(model, tokenizer, records, device, thoughts: int, repeats: 
 
 
 def generation_ratios(model, tokenizer, records, device, thoughts: int, batch_sizes, repeats: int) -> list[dict]:
-    cfg = MethodConfig(name="coconut", max_latent_stage=thoughts, c_thought=1, halting=True, halt_threshold=2.0)
+    cfg = MethodConfig(name="coconut", max_latent_stage=thoughts, c_thought=1, halting=True, halt_threshold=1.0)
     method = build_method(cfg, tokenizer)
     model = copy.deepcopy(model)
     attach_halting_head(model)

@@ -11,13 +11,14 @@ import torch.nn.functional as F
 
 from helpers import tiny_model, tiny_prosqa
 from latentcot.cli import main as run_cli
-from latentcot.config import Config, MethodConfig, apply_overrides, load_config
+from latentcot.config import Config, ConfigError, MethodConfig, apply_overrides, load_config
 from latentcot.data.io import save_records
 from latentcot.inference import generate, generate_naive
 from latentcot.methods import METHODS, build_method, tokenize_record
 from latentcot.models import load_checkpoint_model, save_model
 from latentcot.models.continuous import batch_loss, collate
 from latentcot.models.halting import IGNORE_TARGET, attach_halting_head, halting_head
+from latentcot.runs import CheckpointError
 from latentcot.tokenization import BOT
 from latentcot.training import train
 from latentcot.training.metrics import read_metrics
@@ -103,6 +104,15 @@ def test_head_travels_through_a_checkpoint_quietly(tmp_path, capfd):
     plain, _ = tiny_model(records, ())
     save_model(plain, tokenizer, tmp_path / "plain")
     assert halting_head(load_checkpoint_model(tmp_path / "plain")[0]) is None
+    # quiet about the head only: a backbone weight gone missing is still an error that names it
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(tmp_path / "ckpt" / "model.safetensors")
+    dropped = next(k for k in weights if k.endswith("mlp.c_fc.weight"))
+    save_file({k: v for k, v in weights.items() if k != dropped}, tmp_path / "ckpt" / "model.safetensors",
+              metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match=r"missing .*mlp\.c_fc\.weight"):
+        load_checkpoint_model(tmp_path / "ckpt")
 
 
 def stop_probabilities(model, method, tokenizer, record, cap):
@@ -149,6 +159,12 @@ def test_auto_batches_match_each_row_alone_and_the_fixed_count_it_chose(arch):
     method.cfg.halt_threshold, method.cfg.max_thoughts = 1.0, 2
     assert {g.n_thoughts for g in generate(model, tokenizer, method, records, n_thoughts="auto",
                                            max_new_tokens=2)} == {2}
+    # and no thought at all: a cap of 0, or a threshold every probability exceeds; either is the fixed k=0 run
+    zero = [reference_generate(model, tokenizer, method, r, MAX_NEW, 0)[0] for r in records]
+    for threshold, cap in ((1.0, 0), (0.0, CAP)):
+        method.cfg.halt_threshold, method.cfg.max_thoughts = threshold, cap
+        got = generate(model, tokenizer, method, records, batch_size=4, n_thoughts="auto", max_new_tokens=MAX_NEW)
+        assert [g.n_thoughts for g in got] == [0] * len(records) and [g.token_ids for g in got] == zero
 
 
 def test_auto_needs_a_head_and_a_continuous_method():
@@ -168,6 +184,44 @@ def test_the_old_key_n_thoughts_still_loads(tmp_path):
     assert load_config(path).method.inference_thoughts == 3
     assert load_config(path, ["method.n_thoughts=auto"]).method.inference_thoughts == "auto"
     assert load_config(path, ["method.inference_thoughts=2"]).method.inference_thoughts == 2
+    both = tmp_path / "both.yaml"
+    both.write_text("method:\n  n_thoughts: 3\n  inference_thoughts: 2\n")
+    with pytest.raises(ConfigError, match="'method.n_thoughts' and 'method.inference_thoughts'"):
+        load_config(both)
+    with pytest.raises(ConfigError, match="expected an integer or 'auto', got 'aoto'"):
+        load_config(path, ["method.inference_thoughts=aoto"])
+
+
+@pytest.mark.parametrize("key,value", [("halt_threshold", 1.5), ("halt_weight", -1.0), ("max_thoughts", -2),
+                                       ("inference_thoughts", -3)])
+def test_adaptive_keys_out_of_range_are_refused(key, value):
+    records = tiny_prosqa(2)
+    _, tokenizer = tiny_model(records, METHODS["coconut"].special_tokens)
+    with pytest.raises(ValueError, match=f"method.{key}"):
+        build_method(replace(HALTING, **{key: value}), tokenizer)
+
+
+def halting_config(tmp_path, name, *extra):
+    return apply_overrides(Config(), [
+        f"output_dir={tmp_path / name}", "model.preset=tiny", "model.n_positions=256", "train.batch_size=8",
+        "train.lr=3e-3", "train.progress=false", "train.eval_every=0", "train.log_every=1", "seed=0",
+        "method.name=coconut", "method.epochs_per_stage=1", "method.max_latent_stage=2", "train.epochs=1", *extra])
+
+
+def test_runs_refuse_auto_without_a_head_and_a_resume_that_toggles_it_before_training(tmp_path, capfd):
+    records = tiny_prosqa(8)
+    with pytest.raises(ValueError, match="method.inference_thoughts.*method.halting=true"):
+        train(halting_config(tmp_path, "a", "method.inference_thoughts=auto"), train_records=records)
+    assert not (tmp_path / "a" / "checkpoints").exists()
+    train(halting_config(tmp_path, "b"), train_records=records)
+    with pytest.raises(ValueError, match="method.halting.*without a halting head"):
+        train(halting_config(tmp_path, "b", "method.halting=true", "train.epochs=2"), train_records=records)
+    # continuing a model with a head but without training it drops the head (and says so)
+    train(halting_config(tmp_path, "c", "method.halting=true"), train_records=records)
+    capfd.readouterr()
+    plain = train(halting_config(tmp_path, "d", f"train.init_from={tmp_path / 'c'}"), train_records=records)
+    assert halting_head(plain.model) is None and "halting head is dropped" in capfd.readouterr().err
+    assert halting_head(load_checkpoint_model(tmp_path / "d" / "checkpoints" / "epoch_001")[0]) is None
 
 
 def test_a_run_trained_with_halting_logs_the_head_saves_it_and_evaluates_with_auto(tmp_path):
@@ -213,3 +267,11 @@ def test_a_run_trained_with_halting_logs_the_head_saves_it_and_evaluates_with_au
     card = (tmp_path / "model" / "README.md").read_text()
     assert f"the halting head chose {summary['mean_thoughts']:.2f} thoughts on average" in card
     assert halting_head(load_checkpoint_model(tmp_path / "model")[0]) is not None
+    # the path analysis takes auto beside fixed counts, and the report reads it
+    assert run_cli(["analyze", "paths", str(tmp_path / "run"), "--data", str(data), "--k", "0,auto",
+                    "--out", str(tmp_path / "paths"), "--batch-size", "4"]) == 0
+    paths = json.loads((tmp_path / "paths" / "paths.json").read_text())
+    assert list(paths["by_k"]) == ["0", "auto"] and paths["by_k"]["auto"]["accuracy"] == summary["accuracy"]
+    assert run_cli(["report", str(tmp_path / "run"), "--analysis", str(tmp_path / "paths"),
+                    "--out", str(tmp_path / "report")]) == 0
+    assert "auto" in (tmp_path / "report" / "report.md").read_text()

@@ -147,7 +147,7 @@ def evaluate_runs(checkpoints: dict[str, Path], records, batch_size: int = 1, n_
         model.to(pick_device(device))
         k = (n_thoughts or {}).get(name, -1)
         result = evaluate(model, tokenizer, method, records, batch_size=batch_size,
-                          n_thoughts=None if k == -1 else k, progress=True, encoding=build_encoding(cfg.data.encoding))
+                          n_thoughts=None if isinstance(k, int) and k < 0 else k, progress=True, encoding=build_encoding(cfg.data.encoding))
         if out_dir is not None:
             result.write_jsonl(out_dir / f"{name}.jsonl")
         rows.append({"method": name, "method_name": cfg.method.name, "checkpoint": str(checkpoint),

@@ -210,15 +210,16 @@ def _coerce(value: Any, tp: Any, key: str, from_string: bool, source: str) -> An
         if value is None or (from_string and str(value).lower() in ("none", "null")):
             if type(None) in args:
                 return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _coerce(value, arg, key, from_string, source)
-            except ConfigError as err:
-                errors.append(err)
-        raise errors[0]
+            except ConfigError:
+                pass
+        expected = " or ".join("an integer" if a is int else "a number" if a is float else _type_name(a)
+                               for a in args if a is not type(None))
+        raise ConfigError(f"{where}config key '{key}': expected {expected}, got {value!r}")
     if origin is Literal:
         choices = typing.get_args(tp)
         if value not in choices:
@@ -295,6 +296,11 @@ def from_dict(cls: type[T], data: Any, prefix: str = "", source: str = "", root:
     names = {f.name for f in fields(cls)}
     kwargs = {}
     renamed = getattr(cls, "RENAMED_KEYS", {})
+    for old, new in renamed.items():
+        if old in data and new in data:
+            where = f"{source}: " if source else ""
+            raise ConfigError(f"{where}config keys '{prefix}{old}' and '{prefix}{new}' are the same setting "
+                              f"('{old}' is its old name): give only '{prefix}{new}'")
     for key, value in data.items():
         key = renamed.get(key, key)
         if key not in names:

@@ -8,22 +8,30 @@ from pathlib import Path
 
 
 def _parse_ks(text: str) -> list[int | str]:
-    """``0..6``, ``0,2,4``, either followed by ``,auto`` (adaptive thinking), or ``auto`` alone."""
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    auto = [p for p in parts if p == "auto"]
+    """``0..6``, ``0,2,4``, ``1..6,auto`` or ``auto``: fixed counts, and ``auto`` for the halting head."""
+    from ..evaluation.cli import thought_count
+
     ks: list[int | str] = []
-    try:
-        for part in (p for p in parts if p != "auto"):
-            if ".." in part:
-                lo, hi = part.split("..")
-                ks.extend(range(int(lo), int(hi) + 1))
-            else:
-                ks.append(int(part))
-    except ValueError:
-        raise ValueError(f"--k: expected a range like 0..6, a list like 0,2,4 and/or auto, got {text!r}") from None
-    if not ks and not auto or any(k < 0 for k in ks):  # type: ignore[operator]
-        raise ValueError(f"--k: thought counts must be >= 0, got {text!r}")
-    return ks + auto[:1]
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if ".." in part:
+            lo, _, hi = part.partition("..")
+            first, last = thought_count(lo, "--k"), thought_count(hi, "--k")
+            if not isinstance(first, int) or not isinstance(last, int):
+                raise ValueError(f"--k: a range takes counts, got {part!r}")
+            ks.extend(range(first, last + 1))
+        else:
+            ks.append(thought_count(part, "--k"))
+    if not ks:
+        raise ValueError(f"--k: expected a range like 0..6, a list like 0,2,4 and/or auto, got {text!r}")
+    return list(dict.fromkeys(ks))
+
+
+def _check_auto(ks, model) -> None:
+    """Before any evaluation: ``auto`` needs the model's halting head."""
+    if "auto" in ks:
+        from ..models.halting import require_halting_head
+
+        require_halting_head(model)
 
 
 def _load(args: argparse.Namespace):
@@ -51,6 +59,7 @@ def run_paths(args: argparse.Namespace) -> dict:
     records, model, tokenizer, method, encoding = _load(args)
     out = Path(args.out)
     ks = _parse_ks(args.k) if method.continuous else [0]
+    _check_auto(ks, model)
     table: dict[int | str, dict] = {}
     for k in ks:
         result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size,
@@ -146,14 +155,17 @@ def run_steps(args: argparse.Namespace) -> dict:
 def run_thoughts(args: argparse.Namespace) -> dict:
     from ..data.io import atomic_write
     from ..evaluation import evaluate
+    from ..models.halting import needed_thoughts
     from .thoughts import best_fixed, plot_thought_counts, thought_table_row
 
     records, model, tokenizer, method, encoding = _load(args)
     if not method.continuous:
         raise ValueError(f"method {method.name!r} has no continuous thoughts to count (use a coconut run)")
     out = Path(args.out)
+    ks = _parse_ks(args.k)
+    _check_auto(ks, model)
     table: dict[str, dict] = {}
-    for k in _parse_ks(args.k):
+    for k in ks:
         result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=k,
                           progress=True, encoding=encoding)
         result.write_jsonl(out / f"thoughts_k{k}.jsonl")
@@ -162,9 +174,13 @@ def run_thoughts(args: argparse.Namespace) -> dict:
                            for d, v in row["by_steps"].items())
         print(f"k={k}: accuracy {100 * row['accuracy']:.1f}%, mean thoughts {row['mean_thoughts']:.2f} ({depths})",
               flush=True)
+    depths = sorted({len(r.steps) for r in records})
     report = {"run": str(args.run_dir), "data": args.data, "method": method.name,
-              "halt_threshold": method.cfg.halt_threshold, "best_fixed": best_fixed(table), "by_setting": table}
-    plot_thought_counts(table, out / "thoughts.png",
+              "halt_threshold": method.cfg.halt_threshold, "best_fixed": best_fixed(table), "by_setting": table,
+              # the thoughts after which the head was trained to stop, for a problem of each depth
+              "needed_thoughts": {str(d): needed_thoughts(d, method.cfg.c_thought, method.cfg.max_latent_stage)
+                                  for d in depths}}
+    plot_thought_counts(table, report["needed_thoughts"], out / "thoughts.png",
                         title=f"{method.name} on {Path(args.data).name} ({len(records)} problems)")
     atomic_write(out / "thoughts.json", json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}/thoughts.json, thoughts.png and thoughts_k*.jsonl")

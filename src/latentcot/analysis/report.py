@@ -200,7 +200,8 @@ def write_report(runs: Sequence[str | Path], out: str | Path, compare_dir: str |
             from .paths import PATH_CLASSES
 
             rows = []
-            for k, row in sorted(data["by_k"].items(), key=lambda kv: int(kv[0])):
+            # fixed counts in order, then auto (the halting head's choice)
+            for k, row in sorted(data["by_k"].items(), key=lambda kv: (kv[0] == "auto", int(kv[0]) if kv[0] != "auto" else 0)):
                 n = max(row["n_problems"], 1)
                 rows.append([k, f"{100 * row['accuracy']:.1f}%", *(f"{100 * row[c] / n:.1f}%" for c in PATH_CLASSES)])
             page.table(["k", "accuracy", *PATH_CLASSES], rows)

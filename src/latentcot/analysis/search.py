@@ -120,11 +120,13 @@ def top_tokens(probs: torch.Tensor, tokenizer, k: int = 5) -> list[list[tuple[st
 
 def summarize(rows: Sequence[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     """Per thought: mean value of frontier nodes that lead to the target and of those that do not, and
-    the mean probability mass (summed over a problem's nodes) at each depth from the person."""
+    the mean probability mass (summed over a problem's nodes) at each depth from the person, over the
+    problems that thought that far."""
     out: dict[int, dict[str, Any]] = {}
-    problems = max(len({r.get("problem", 0) for r in rows}), 1)
     for i in sorted({r["thought"] for r in rows}):
         mine = [r for r in rows if r["thought"] == i]
+        # with adaptive thinking not every problem reaches thought i: average over those that do
+        problems = max(len({r.get("problem", 0) for r in mine}), 1)
         frontier = [r for r in mine if r["frontier"]]
         good = [r["value"] for r in frontier if r["leads_to_target"]]
         bad = [r["value"] for r in frontier if not r["leads_to_target"]]

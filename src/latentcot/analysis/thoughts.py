@@ -16,7 +16,7 @@ def thought_table_row(result) -> dict[str, Any]:
     """One setting's numbers from an :class:`~latentcot.evaluation.EvalResult`."""
     return {"accuracy": result.accuracy, "mean_thoughts": result.mean_thoughts,
             "mean_generated_tokens": result.mean_generated_tokens, "n_problems": result.n_problems,
-            "by_steps": {str(k): v for k, v in result.by_steps.items()}}
+            "by_steps": result.by_steps}
 
 
 def best_fixed(table: dict[str, dict[str, Any]]) -> str | None:
@@ -27,7 +27,10 @@ def best_fixed(table: dict[str, dict[str, Any]]) -> str | None:
     return max(fixed, key=lambda k: (table[k]["accuracy"], -table[k]["mean_thoughts"]))
 
 
-def plot_thought_counts(table: dict[str, dict[str, Any]], path: Path, title: str = "") -> None:
+def plot_thought_counts(table: dict[str, dict[str, Any]], needed: dict[str, int], path: Path,
+                        title: str = "") -> None:
+    """Accuracy by setting and depth (left); auto's mean thoughts by depth against ``needed``, the
+    thoughts after which its head was trained to stop (right)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -57,8 +60,8 @@ def plot_thought_counts(table: dict[str, dict[str, Any]], path: Path, title: str
         shown = [d for d in depths if str(d) in auto]
         right.bar([str(d) for d in shown], [auto[str(d)]["mean_thoughts"] for d in shown], color="#1565c0",
                   label="auto: mean thoughts")
-        right.plot([str(d) for d in shown], shown, color="#c62828", marker="x", linestyle="--",
-                   label="the problem's steps")
+        right.plot([str(d) for d in shown], [needed[str(d)] for d in shown], color="#c62828", marker="x",
+                   linestyle="--", label="trained to stop after")
         right.set_xlabel("problem's number of steps")
         right.set_ylabel("thoughts")
         right.legend(fontsize=7)

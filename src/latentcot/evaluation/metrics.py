@@ -42,8 +42,9 @@ class EvalResult:
     n_problems: int
     n_thoughts: int | str  # the fixed count, or "auto" (the halting head decided each problem's)
     mean_thoughts: float = 0.0
-    # problems grouped by their number of gold steps: count, accuracy and mean thoughts of each group
-    by_steps: dict[int, dict[str, float]] = field(default_factory=dict)
+    # problems grouped by their number of gold steps (as a string key, as JSON keeps it): count, accuracy
+    # and mean thoughts of each group
+    by_steps: dict[str, dict[str, float]] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
     method_stats: dict[str, Any] = field(default_factory=dict)  # Method.output_summary of the texts
 
@@ -61,12 +62,13 @@ class EvalResult:
         atomic_write(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in self.rows))
 
 
-def by_step_count(rows: Sequence[dict[str, Any]]) -> dict[int, dict[str, float]]:
-    """Rows grouped by ``n_steps``: how many, their accuracy and their mean thoughts."""
+def by_step_count(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Rows grouped by ``n_steps`` (keys are the counts as strings): how many, their accuracy and their
+    mean thoughts."""
     groups: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(row["n_steps"], []).append(row)
-    return {steps: {"n_problems": len(group),
+    return {str(steps): {"n_problems": len(group),
                     "accuracy": sum(r["correct"] for r in group) / len(group),
                     "mean_thoughts": sum(r["n_thoughts"] for r in group) / len(group)}
             for steps, group in sorted(groups.items())}

@@ -43,7 +43,7 @@ from transformers import DynamicCache, PreTrainedModel
 from ..data.records import Record
 from ..methods import Example, Method, tokenize_records
 from ..models.continuous import cache_argument, collate, forward_hidden, position_ids, returned_cache
-from ..models.halting import halting_head, stop_probability
+from ..models.halting import require_halting_head, stop_probability
 from ..progress import progress_bar
 
 
@@ -278,15 +278,14 @@ def generate(model: PreTrainedModel, tokenizer, method: Method, records: Sequenc
         return []
     device = _model_device(model)
     eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
-    tokenized = tokenize_records(records, tokenizer)
     auto = wants_auto(method, n_thoughts)
+    if auto:
+        require_halting_head(model)
+    tokenized = tokenize_records(records, tokenizer)
     # adaptive thinking is checked against its cap: the most room a problem may need
     examples = [method.prompt(r, n) for r in tokenized]
     limit = _fit_to_context(model, examples, n, limit, max_new_tokens is not None)
     if auto:
-        if halting_head(model) is None:
-            raise ValueError("n_thoughts 'auto' needs a halting head: this model was trained without one "
-                             "(train it with method.halting=true)")
         examples = [method.open_prompt(r) for r in tokenized]
     # Longest first: the largest batch runs first, so running out of memory happens at once, not at the end.
     order = sorted(range(len(examples)), key=lambda i: -len(examples[i].input_ids))
@@ -375,8 +374,8 @@ def generate_naive(model: PreTrainedModel, tokenizer, method: Method, records: S
     device = _model_device(model)
     eos_id = tokenizer.eos_token_id
     auto = wants_auto(method, n_thoughts)
-    if auto and halting_head(model) is None:
-        raise ValueError("n_thoughts 'auto' needs a halting head: this model was trained without one")
+    if auto:
+        require_halting_head(model)
     tokenized = tokenize_records(records, tokenizer)
     examples = [method.open_prompt(r) if auto else method.prompt(r, n) for r in tokenized]
     items = examples

@@ -48,6 +48,18 @@ def assemble(pieces: Sequence[tuple[Sequence[int], bool]], thought_id: int | Non
     return Example(input_ids, labels, n_thoughts, start)
 
 
+def _check_adaptive_keys(cfg: MethodConfig) -> None:
+    """Ranges of the adaptive-thinking keys (a threshold of 1 never stops early, 0 always stops at once)."""
+    checks = [("halt_threshold", 0.0 <= cfg.halt_threshold <= 1.0, "a probability in [0, 1]"),
+              ("halt_weight", cfg.halt_weight >= 0.0, "at least 0"),
+              ("max_thoughts", cfg.max_thoughts >= -1, "a count, or -1 for c_thought * max_latent_stage"),
+              ("inference_thoughts", cfg.inference_thoughts == "auto" or cfg.inference_thoughts >= -1,
+               "a count, -1 for the default, or auto")]
+    for key, ok, expected in checks:
+        if not ok:
+            raise ValueError(f"config key 'method.{key}': expected {expected}, got {getattr(cfg, key)!r}")
+
+
 class Method:
     """Base class: subclasses set ``name``, ``special_tokens`` and render problems."""
 
@@ -67,6 +79,7 @@ class Method:
                              "build the model with the method's special_tokens")
         self.token_ids = {t: tokenizer.convert_tokens_to_ids(t) for t in self.special_tokens}
         self.thought_id = self.token_ids[self.thought_token] if self.thought_token else None
+        _check_adaptive_keys(cfg)
         adaptive = "method.halting=true" if cfg.halting else (
             "method.inference_thoughts=auto" if cfg.inference_thoughts == "auto" else "")
         if adaptive and not self.continuous:

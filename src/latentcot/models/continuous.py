@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from transformers import DynamicCache, PreTrainedModel
 
 from ..methods.base import IGNORE_INDEX, Example
-from .halting import IGNORE_TARGET, decision_targets, halting_loss_sum
+from .halting import IGNORE_TARGET, decision_count, decision_targets, halting_loss_sum
 
 ALIGN_MODES = ("thoughts", "end", "right")
 
@@ -65,7 +65,7 @@ def halting_target_tensor(examples: Sequence[Example], left: Sequence[int], widt
         if example.halt_from < 0:
             continue
         start = pad + example.halt_from
-        values = decision_targets(example.n_thoughts + 1, example.halt_needed)
+        values = decision_targets(decision_count(example.n_thoughts), example.halt_needed)
         targets[row, start:start + len(values)] = torch.tensor(values)
     return targets
 

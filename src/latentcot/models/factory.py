@@ -10,7 +10,6 @@ Three sources, chosen by ``ModelConfig.source``:
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from transformers import (
 )
 
 from ..config import ModelConfig, TokenizerConfig
-from .halting import CONFIG_KEY, restore_halting_head
+from .halting import CONFIG_KEY, MODULE_NAME, restore_halting_head
 from ..data.records import Record
 from ..tokenization import add_method_tokens, build_tokenizer, ensure_pad_token, load_tokenizer
 
@@ -198,9 +197,12 @@ def load_checkpoint_model(directory: str | os.PathLike, dtype: str = "float32"
         raise FileNotFoundError(f"{directory}: not a saved model (no config.json)")
     check_weights(directory)
     try:
-        with _quiet_unexpected_keys(directory):
+        if _records_halting_head(directory):
+            model = _load_with_halting_head(directory, _DTYPES[dtype])
+        else:
             model = AutoModelForCausalLM.from_pretrained(directory, dtype=_DTYPES[dtype])
-        restore_halting_head(model, directory)
+    except CheckpointError:
+        raise
     except Exception as err:  # transformers raises many kinds; the file is what the user can act on
         raise CheckpointError(f"{directory}: the model does not load: {_first_line(err)}") from err
     try:
@@ -214,27 +216,38 @@ def load_checkpoint_model(directory: str | os.PathLike, dtype: str = "float32"
     return model, tokenizer
 
 
-@contextlib.contextmanager
-def _quiet_unexpected_keys(directory: Path):
-    """transformers reports the halting head's weights as unexpected keys (its model class does not know
-    them; :func:`restore_halting_head` loads them next): silence that report for such a checkpoint."""
+def _records_halting_head(directory: Path) -> bool:
     import json
 
+    try:
+        return CONFIG_KEY in json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+
+
+def _load_with_halting_head(directory: Path, dtype: torch.dtype) -> PreTrainedModel:
+    """``from_pretrained`` does not know the halting head, so it would report the head's weights as
+    unexpected: load quietly, check that nothing else went unused or missing, then restore the head."""
     from transformers.utils import logging as hf_logging
 
-    try:
-        has_head = CONFIG_KEY in json.loads((directory / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        has_head = False
-    if not has_head:
-        yield
-        return
+    from ..runs import CheckpointError
+
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        yield
+        model, info = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, output_loading_info=True)
     finally:
         hf_logging.set_verbosity(level)
+    missing = sorted(info.get("missing_keys", ()))
+    unused = sorted(k for k in info.get("unexpected_keys", ()) if not k.startswith(MODULE_NAME + "."))
+    if missing or unused or info.get("mismatched_keys"):
+        parts = [f"missing {', '.join(missing[:4])}" if missing else "",
+                 f"unused {', '.join(unused[:4])}" if unused else "",
+                 "shapes that do not match" if info.get("mismatched_keys") else ""]
+        raise CheckpointError(f"{directory}: the weights do not fit the model config.json describes: "
+                              f"{'; '.join(p for p in parts if p)}")
+    restore_halting_head(model, directory)
+    return model
 
 
 def _first_line(err: BaseException) -> str:

@@ -62,6 +62,23 @@ def halting_head(model: nn.Module) -> HaltingHead | None:
     return head if isinstance(head, HaltingHead) else None
 
 
+def require_halting_head(model: nn.Module) -> HaltingHead:
+    """The model's halting head; one clear error when it has none."""
+    head = halting_head(model)
+    if head is None:
+        raise ValueError("n_thoughts 'auto' needs a halting head, and this model was trained without one "
+                         "(train it with method.halting=true)")
+    return head
+
+
+def detach_halting_head(model: nn.Module) -> None:
+    """Remove the head and its config record (a run that continues a model without training its head)."""
+    if halting_head(model) is not None:
+        delattr(model, MODULE_NAME)
+    if hasattr(model.config, CONFIG_KEY):
+        delattr(model.config, CONFIG_KEY)
+
+
 def restore_halting_head(model: nn.Module, directory: str | Path) -> None:
     """After ``from_pretrained``: rebuild the head a checkpoint's config records and load its weights."""
     from safetensors import safe_open
@@ -89,6 +106,11 @@ def needed_thoughts(n_steps: int, c_thought: int, max_latent_stage: int) -> int:
     return c_thought * min(n_steps, max_latent_stage)
 
 
+def decision_count(n_thoughts: int) -> int:
+    """Halting decisions a problem with ``n_thoughts`` thoughts makes: at ``<bot>`` and after each thought."""
+    return n_thoughts + 1
+
+
 def decision_targets(n_decisions: int, needed: int) -> list[float]:
     """Targets of decisions ``0 .. n_decisions - 1``: stop (1) once ``needed`` thoughts are done."""
     return [1.0 if j >= needed else 0.0 for j in range(n_decisions)]
@@ -108,7 +130,4 @@ def halting_loss_sum(model: nn.Module, hidden: torch.Tensor, targets: torch.Tens
 
 def stop_probability(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     """P(stop) of each row's hidden state (inference)."""
-    head = halting_head(model)
-    if head is None:
-        raise ValueError("this model has no halting head: train it with method.halting=true to think 'auto'")
-    return torch.sigmoid(head(hidden).float())
+    return torch.sigmoid(require_halting_head(model)(hidden).float())

@@ -24,7 +24,7 @@ from ..data.records import Record
 from ..methods import Example, Method, TokenizedRecord, build_method, method_class, tokenize_records
 from ..models import build_model_and_tokenizer, load_checkpoint_model, resize_for_tokenizer
 from ..models.continuous import batch_loss, collate
-from ..models.halting import attach_halting_head, halting_head
+from ..models.halting import attach_halting_head, decision_count, detach_halting_head, halting_head
 from ..progress import progress_bar
 from .. import runs
 from ..runs import TrainingStopped
@@ -41,9 +41,9 @@ def label_count(example: Example) -> int:
     return sum(1 for label in example.labels[1:] if label != -100)
 
 
-def decision_count(example: Example) -> int:
-    """Halting decisions this example contributes: one at ``<bot>`` and one after each thought."""
-    return example.n_thoughts + 1 if example.halt_from >= 0 else 0
+def halting_decisions(example: Example) -> int:
+    """Halting decisions this example contributes (none for methods without continuous thoughts)."""
+    return decision_count(example.n_thoughts) if example.halt_from >= 0 else 0
 
 
 @dataclass
@@ -188,8 +188,19 @@ class Trainer:
         else:
             # Every vocabulary gets all method tokens, so a cot checkpoint can seed a coconut run.
             model, tokenizer = build_model_and_tokenizer(cfg.model, cfg.tokenizer, self.train_records, method_tokens)
+        if resume_from is not None and cfg.method.halting != (halting_head(model) is not None):
+            raise ValueError(f"config key 'method.halting': {str(cfg.method.halting).lower()}, but the checkpoint "
+                             f"{resume_from} was trained with{'out' if cfg.method.halting else ''} a halting head; "
+                             "keep the run's setting, or start a new run with train.init_from")
         if cfg.method.halting and halting_head(model) is None:
             attach_halting_head(model)
+        elif not cfg.method.halting and halting_head(model) is not None:
+            # a head this run does not train would no longer match the model it sits on
+            print(f"note: {cfg.train.init_from}: its halting head is dropped (method.halting is false)", file=sys.stderr)
+            detach_halting_head(model)
+        if cfg.method.inference_thoughts == "auto" and not cfg.method.halting:
+            raise ValueError("config key 'method.inference_thoughts': auto needs a halting head; set "
+                             "method.halting=true to train one")
         return model.to(self.device), tokenizer
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
@@ -278,7 +289,7 @@ class Trainer:
         """One optimizer step on a global batch; returns its mean token loss."""
         total_tokens = max(sum(label_count(e) for e in batch), 1)
         # The halting head's loss is a mean over the batch's decisions, weighted against the token mean.
-        total_decisions = max(sum(decision_count(e) for e in batch), 1)
+        total_decisions = max(sum(halting_decisions(e) for e in batch), 1)
         halt_weight = self.cfg.method.halt_weight if self.cfg.method.halting else 0.0
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
@@ -458,4 +469,4 @@ def train(cfg: Config, **kwargs) -> Trainer:
     return trainer
 
 
-__all__ = ["Trainer", "TrainState", "TrainingStopped", "train", "label_count", "decision_count"]
+__all__ = ["Trainer", "TrainState", "TrainingStopped", "train", "label_count", "halting_decisions"]
