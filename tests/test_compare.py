@@ -83,7 +83,9 @@ def test_eval_only_refuses_to_train(tmp_path, capsys):
     ([{"name": "icot", "overrides": ["train.init_from=@cot"]}], r"runs\[0\].overrides.*'cot', which is not an earlier run"),
     ([{"name": "a"}, {"name": "a"}], r"runs\[1\].name.*appears twice"),
     ([{"name": "a", "overides": []}], r"unknown config key 'runs\[0\].overides'; did you mean 'runs\[0\].overrides'"),
-    ([{"name": "a", "n_thoughts": "many"}], r"runs\[0\].n_thoughts': expected an integer"),
+    ([{"name": "a", "n_thoughts": "many"}], r"runs\[0\].n_thoughts': expected an integer or 'auto'"),
+    ([{"name": "a", "overrides": ["method.name=coconut"], "n_thoughts": "auto"}],
+     r"runs\[0\].n_thoughts': auto needs a halting head; add method.halting=true"),
     ([], r"'runs' must list at least one run"),
 ])
 def test_bad_plans_name_the_key(tmp_path, runs, message):

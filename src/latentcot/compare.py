@@ -68,6 +68,12 @@ def _check_runs(plan: ComparePlan, source: str) -> None:
             if value.startswith("@") and value[1:] not in seen:
                 raise ConfigError(f"{source}: config key 'runs[{i}].overrides': {item!r} refers to "
                                   f"{value[1:]!r}, which is not an earlier run")
+        if run.n_thoughts == "auto" and not run.checkpoint:
+            # checked now, not after hours of training: the run must train the halting head auto needs
+            plain = [item for item in run.overrides if not item.split("=", 1)[-1].startswith("@")]
+            if not load_config(run.config or plan.base_config or None, [*plan.overrides, *plain]).method.halting:
+                raise ConfigError(f"{source}: config key 'runs[{i}].n_thoughts': auto needs a halting head; add "
+                                  "method.halting=true to the run's overrides")
         seen.add(run.name)
     if plan.eval_batch_size < 1:
         raise ConfigError(f"{source}: config key 'eval_batch_size' must be >= 1")
