@@ -201,6 +201,26 @@ def table(headers, rows) -> str:
     return "\n".join(lines)
 
 
+def machine_meta(model, device: torch.device, args) -> dict:
+    """What a results file says about the model and machine it was measured on."""
+    return {"arch": args.arch, "preset": args.preset, "parameters": count_parameters(model), "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+            "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "seed": args.seed, "weights": "random init",
+            "data": "ProsQA generator, official statistics, word-level tokenizer"}
+
+
+def write_results(results: dict, out: str | Path, text: str) -> None:
+    """The results file (written whole, then renamed into place) and the printed tables."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    os.replace(tmp, out)
+    print(text)
+    print(f"\nwrote {out}")
+
+
 def report(results) -> str:
     meta = results["meta"]
     out = [f"model: {meta['arch']} preset {meta['preset']} ({meta['parameters']:,} parameters, random weights), "
@@ -250,12 +270,7 @@ def main(argv=None) -> int:
     model.to(device)
     started = time.perf_counter()
     results = {"meta": {
-        "arch": args.arch, "preset": args.preset, "parameters": count_parameters(model), "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
-        "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "torch": torch.__version__,
-        "transformers": transformers.__version__, "seed": args.seed, "weights": "random init",
-        "data": "ProsQA generator, official statistics, word-level tokenizer",
-        "gen_thoughts": args.max_thoughts, "gen_problems": args.gen_problems,
+        **machine_meta(model, device, args), "gen_thoughts": args.max_thoughts, "gen_problems": args.gen_problems,
         "question_tokens_mean": statistics.mean(len(tokenizer(r.question)["input_ids"]) for r in records),
     }}
     print("(a) training steps", file=sys.stderr)
@@ -270,14 +285,7 @@ def main(argv=None) -> int:
     results["latency"] = latency(model, tokenizer, records[:args.latency_problems], device, args.max_thoughts,
                                  args.gen_repeats)
     results["meta"]["total_seconds"] = time.perf_counter() - started
-
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, out)
-    print(report(results))
-    print(f"\nwrote {out}")
+    write_results(results, args.out, report(results))
     return 0
 
 

@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import os
-import platform
 import random
 import statistics
 import sys
@@ -30,18 +27,19 @@ import time
 from pathlib import Path
 
 import torch
-import transformers
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_coconut import best_of, continuation_lengths, summarize, table, timed, wall  # noqa: E402
+from bench_coconut import (  # noqa: E402
+    best_of, continuation_lengths, machine_meta, summarize, table, timed, wall, write_results,
+)
 
 from latentcot.config import MethodConfig, ModelConfig, TokenizerConfig  # noqa: E402
 from latentcot.data.generators import generate as generate_data  # noqa: E402
 from latentcot.inference import generate  # noqa: E402
 from latentcot.methods import build_method, tokenize_records  # noqa: E402
-from latentcot.models import build_model_and_tokenizer, count_parameters  # noqa: E402
+from latentcot.models import build_model_and_tokenizer  # noqa: E402
 from latentcot.models.continuous import batch_loss, collate  # noqa: E402
 from latentcot.models.halting import attach_halting_head  # noqa: E402
 from latentcot.tokenization import METHOD_TOKENS  # noqa: E402
@@ -150,13 +148,7 @@ def main(argv=None) -> int:
                                                  TokenizerConfig(kind="word"), records, METHOD_TOKENS)
     model.to(device)
     started = time.perf_counter()
-    results = {"meta": {
-        "arch": args.arch, "preset": args.preset, "parameters": count_parameters(model), "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
-        "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "torch": torch.__version__,
-        "transformers": transformers.__version__, "seed": args.seed, "weights": "random init",
-        "data": "ProsQA generator, official statistics, word-level tokenizer", "thoughts": args.thoughts,
-    }}
+    results = {"meta": {**machine_meta(model, device, args), "thoughts": args.thoughts}}
     print("(a) training step", file=sys.stderr)
     results["train_step"] = train_step_ratio(model, tokenizer, records[:args.train_batch], device, args.thoughts,
                                              args.repeats)
@@ -164,12 +156,7 @@ def main(argv=None) -> int:
     results["generation"] = generation_ratios(model, tokenizer, records[:args.gen_problems], device, args.thoughts,
                                               [int(b) for b in args.batch_sizes.split(",")], args.gen_repeats)
     results["meta"]["total_seconds"] = time.perf_counter() - started
-    out = Path(args.out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, out)
-    print(report(results))
-    print(f"\nwrote {out}")
+    write_results(results, args.out, report(results))
     return 0
 
 
