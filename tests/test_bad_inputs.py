@@ -110,6 +110,8 @@ CASES = [
                                         "--out", "{root}/out/auto.jsonl"], ["'auto'", "halting head", "method.halting"]),
     ("analyze-thoughts-auto-without-head", ["analyze", "thoughts", "{root}/run", "--data", "{root}/train.json",
                                             "--k", "auto", "--out", "{root}/out/thoughts"], ["halting head"]),
+    ("eval-halt-threshold-not-a-probability", ["eval", "{root}/run", "--data", "{root}/train.json",
+                                               "--halt-threshold", "1.5"], ["--halt-threshold", "1.5"]),
     ("eval-thoughts-not-a-count", ["eval", "{root}/run", "--data", "{root}/train.json", "--n-thoughts", "many"],
      ["--n-thoughts", "'many'", "'auto'"]),
     ("eval-truncated-weights", ["eval", "{root}/truncated", "--data", "{root}/train.json", "--out",

@@ -248,6 +248,11 @@ def test_a_run_trained_with_halting_logs_the_head_saves_it_and_evaluates_with_au
     assert summary["n_thoughts"] == "auto"
     assert summary["mean_thoughts"] == pytest.approx(sum(r["n_thoughts"] for r in rows) / len(rows))
     assert all(0 <= r["n_thoughts"] <= 3 for r in rows)
+    # --halt-threshold overrides the run's: at 1 no stop probability exceeds it, so every problem hits the cap
+    capped = tmp_path / "capped.jsonl"
+    assert run_cli(["eval", str(tmp_path / "run"), "--data", str(data), "--n-thoughts", "auto",
+                    "--halt-threshold", "1", "--out", str(capped)]) == 0
+    assert json.loads(capped.with_suffix(".summary.json").read_text())["mean_thoughts"] == 3
     by_steps = {int(k): v for k, v in summary["by_steps"].items()}
     assert sum(v["n_problems"] for v in by_steps.values()) == len(rows)
     assert set(by_steps) == {r["n_steps"] for r in rows}

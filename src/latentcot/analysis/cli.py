@@ -155,12 +155,14 @@ def run_steps(args: argparse.Namespace) -> dict:
 def run_thoughts(args: argparse.Namespace) -> dict:
     from ..data.io import atomic_write
     from ..evaluation import evaluate
+    from ..evaluation.cli import set_halt_threshold
     from ..models.halting import needed_thoughts
     from .thoughts import best_fixed, plot_thought_counts, thought_table_row
 
     records, model, tokenizer, method, encoding = _load(args)
     if not method.continuous:
         raise ValueError(f"method {method.name!r} has no continuous thoughts to count (use a coconut run)")
+    set_halt_threshold(method, args.halt_threshold)
     out = Path(args.out)
     ks = _parse_ks(args.k)
     _check_auto(ks, model)
@@ -241,6 +243,8 @@ def add_analyze_parser(subparsers) -> None:
                                         "overall and by the problem's number of steps (PNG)")
     common(p, "runs/analysis/thoughts")
     p.add_argument("--k", default="1..6,auto", help="settings: fixed counts and/or auto (default 1..6,auto)")
+    p.add_argument("--halt-threshold", type=float, default=None, metavar="P",
+                   help="auto's stop threshold (default: the run's method.halt_threshold)")
     p.set_defaults(func=lambda a: (run_thoughts(a), 0)[1])
 
     p = sub.add_parser("search", help="decode continuous thoughts through the LM head: frontier-node values on "

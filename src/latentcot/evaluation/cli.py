@@ -47,6 +47,15 @@ def thought_count(text: str | None, flag: str = "--n-thoughts") -> int | str | N
     return value
 
 
+def set_halt_threshold(method, value: float | None) -> None:
+    """``--halt-threshold``: override the run's ``method.halt_threshold`` for this call."""
+    if value is None:
+        return
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"--halt-threshold must be a probability in [0, 1], got {value}")
+    method.cfg.halt_threshold = value
+
+
 def _add_latent_text(method, rows: list[dict]) -> None:
     """Token Assorted: each row gains ``latent_text``, its latent codes read back as text by the VQ-VAE."""
     if not hasattr(method, "latent_text"):
@@ -73,6 +82,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not records:
         raise ValueError(f"{args.data}: no problems")
     cfg, model, tokenizer, method = load_run(args.run_dir)
+    set_halt_threshold(method, args.halt_threshold)
     _check_vocabulary(tokenizer, build_encoding(cfg.data.encoding), records, args.data or "--question",
                       refuse=args.question is not None)
     from ..runtime import pick_device
@@ -118,6 +128,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.data}: no problems")
     checkpoint = resolve_run(args.run_dir)
     cfg, model, tokenizer, method = load_run(checkpoint)
+    set_halt_threshold(method, args.halt_threshold)
     _check_vocabulary(tokenizer, build_encoding(cfg.data.encoding), records, args.data, refuse=False)
     model.to(pick_device(args.device))
     result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
@@ -139,6 +150,9 @@ def _generation_flags(p: argparse.ArgumentParser, batch_size: int, out_help: str
     p.add_argument("--n-thoughts", default=None, metavar="K|auto",
                    help="continuous thoughts (or pauses) per problem, or auto: the halting head decides, at most "
                         "method.max_thoughts (default: the run's method.inference_thoughts)")
+    p.add_argument("--halt-threshold", type=float, default=None, metavar="P",
+                   help="with auto: stop thinking once the halting head's stop probability exceeds P "
+                        "(default: the run's method.halt_threshold)")
     p.add_argument("--batch-size", type=int, default=batch_size, metavar="B",
                    help=f"problems per batch (default {batch_size})")
     p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
