@@ -48,7 +48,8 @@ def test_targets_sit_at_bot_and_each_thought_and_turn_on_when_the_latent_steps_a
     records = [tiny_prosqa(12, seed=1)[i] for i in (0, 1, 11)]
     assert [len(r.steps) for r in records] == [2, 3, 4]
     model, tokenizer = tiny_model(records, METHODS["coconut"].special_tokens)
-    cfg = MethodConfig(name="coconut", max_latent_stage=3, c_thought=2, pad_latent_to_max=True, epochs_per_stage=1)
+    cfg = MethodConfig(name="coconut", max_latent_stage=3, c_thought=2, pad_latent_to_max=True, epochs_per_stage=1,
+                       halting=True)
     method = build_method(cfg, tokenizer)
     # stage 3 pads every problem to 6 thoughts; a problem with s steps has used them up after 2*min(s, 3)
     examples = [method.train_example(tokenize_record(r, tokenizer), 3, random.Random(0)) for r in records]

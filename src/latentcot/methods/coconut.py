@@ -54,8 +54,8 @@ class Coconut(Method):
             (steps, True),
             (record.answer, True),
         ], self.thought_id if self.continuous else None)
-        if not self.continuous:
-            return example
+        if not (self.continuous and self.cfg.halting):
+            return example  # no halting head to train: no decisions, no targets
         return replace(example, halt_from=len(record.question), halt_needed=needed_thoughts(
             len(record.steps), self.cfg.c_thought, self.cfg.max_latent_stage))
 

@@ -128,6 +128,9 @@ class Trainer:
             raise ValueError(f"config key 'train.schedule_epochs': {t.schedule_epochs} is shorter than "
                              f"train.epochs={t.epochs}; the schedule must span the whole run (0 = train.epochs)")
         method_class(self.cfg.method.name)  # fail before building a model on a bad method name
+        if self.cfg.method.inference_thoughts == "auto" and not self.cfg.method.halting:
+            raise ValueError("config key 'method.inference_thoughts': auto needs a halting head; set "
+                             "method.halting=true to train one")
 
     def _check_context(self) -> None:
         """The longest problems, rendered as every epoch will render them, must fit the model's positions;
@@ -198,9 +201,6 @@ class Trainer:
             # a head this run does not train would no longer match the model it sits on
             print(f"note: {cfg.train.init_from}: its halting head is dropped (method.halting is false)", file=sys.stderr)
             detach_halting_head(model)
-        if cfg.method.inference_thoughts == "auto" and not cfg.method.halting:
-            raise ValueError("config key 'method.inference_thoughts': auto needs a halting head; set "
-                             "method.halting=true to train one")
         return model.to(self.device), tokenizer
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
