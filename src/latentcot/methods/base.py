@@ -21,9 +21,10 @@ IGNORE_INDEX = -100  # label value that gets no loss (PyTorch's cross-entropy de
 class Example:
     """Token ids ready for the model. ``labels`` is ``IGNORE_INDEX`` where there is no loss;
     ``thought_start`` is the index of the first continuous-thought position (-1 if none), which the
-    collator aligns across a batch. Continuous-thought methods training a halting head set ``halt_from``, the position of
-    the halting head's first decision (``<bot>``; decisions follow at each thought), and ``halt_needed``,
-    the thoughts after which the problem's latent steps are used up (:mod:`latentcot.models.halting`)."""
+    collator aligns across a batch. Continuous-thought methods training a halting head set ``halt_from``,
+    the position of the head's first decision (``<bot>``; decisions follow at each thought), and
+    ``halt_needed``, the thoughts after which the problem's latent steps are used up
+    (:mod:`latentcot.models.halting`)."""
 
     input_ids: list[int]
     labels: list[int]
