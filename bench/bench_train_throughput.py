@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def main(argv=None) -> dict:
     started = time.perf_counter()
     torch.manual_seed(0)
     records = generate_data("prosqa", args.problems, seed=4242)
-    tmp = Path("/tmp/latentcot_bench_throughput")
+    tmp = Path(tempfile.mkdtemp(prefix="latentcot_bench_throughput_"))
     plain = make_trainer(records, tmp / "plain")
     bucketed = make_trainer(records, tmp / "bucketed", "train.bucket_batches=20")
     initial = {k: v.clone() for k, v in plain.model.state_dict().items()}

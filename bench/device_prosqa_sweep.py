@@ -8,7 +8,7 @@ What it answers: how valid accuracy grows with problems seen and with model size
 can be chosen by measurement instead of guessed.
 
     python bench/device_prosqa_sweep.py --train data/prosqa_full_train.json --valid ../shared/data/prosqa_valid.json \\
-        --out /tmp/sweep --minutes 8
+        --out sweep_out --minutes 8
 
 Writes OUT/summary.json (per variant: the cot and Coconut epochs with valid accuracy, problems seen, seconds).
 ``--plot SUMMARY.json --out FILE.png`` draws valid accuracy against problems seen, per variant.

@@ -13,10 +13,14 @@ def tiny_prosqa(n: int = 16, seed: int = 0):
     return generate("prosqa", n, seed, **SMALL_PROSQA)
 
 
-def tiny_model(records, method_tokens, arch: str = "gpt2", seed: int = 0):
+def tiny_model(records, method_tokens, arch: str = "gpt2", seed: int = 0, dtype: str = "float64"):
+    """A tiny random model, float64 by default: the tests compare two computations of the same thing
+    (cached against recomputed, batched against one row), and float32 rounding, which depends on the
+    machine's thread count and vector width, can flip a near-tie argmax or move a gradient past a
+    tolerance. In float64 the difference is about 1e-16, far below any margin a test relies on."""
     import torch
 
     torch.manual_seed(seed)
-    model, tokenizer = build_model_and_tokenizer(ModelConfig(arch=arch, preset="tiny", n_positions=512),
+    model, tokenizer = build_model_and_tokenizer(ModelConfig(arch=arch, preset="tiny", n_positions=512, dtype=dtype),
                                                  TokenizerConfig(kind="word"), records, method_tokens)
     return model, tokenizer

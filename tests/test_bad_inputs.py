@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -42,6 +43,11 @@ def world(tmp_path_factory):
     weights = newest / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     (newest / "state.json").write_text(json.dumps({**json.loads((newest / "state.json").read_text()), "epoch": 2}))
+
+    # the same model told to read the compact graph encoding: its word outputs map to no node id
+    shutil.copytree(checkpoint, root / "graph_run")
+    config = root / "graph_run" / "config.yaml"
+    config.write_text(config.read_text().replace("encoding: text", "encoding: graph"))
 
     # a checkpoint without weights, and one whose tokenizer is not the model's
     shutil.copytree(checkpoint, root / "no_weights")
@@ -86,6 +92,9 @@ CASES = [
      ["--max-new-tokens"]),
     ("generate-unwritable-out", ["generate", "{root}/run", "--data", "{root}/train.json", "--out",
                                  "{root}/a_file/out.jsonl"], ["--out", "a_file"]),
+    ("generate-option-in-no-fact", ["generate", "{root}/graph_run", "--question",
+                                    "Every blicket is a dax. Tom is a blicket. Is Tom a dax or wug?"],
+     ["--question", "option 'wug' appears in no fact"]),
     ("generate-missing-run", ["generate", "{root}/nowhere", "--question", Q], ["nowhere"]),
     ("generate-run-without-weights", ["generate", "{root}/no_weights", "--question", Q],
      ["no_weights", "model.safetensors"]),
@@ -207,6 +216,18 @@ def test_a_problem_file_with_unknown_words_is_evaluated_with_a_warning_naming_th
     err = capfd.readouterr().err
     (warning,) = [line for line in err.splitlines() if line.startswith("warning:")]
     assert "odd.json: 1 of 1 problems" in warning and "'blicket'" in warning
+
+
+def test_outputs_that_map_to_no_word_of_the_file_are_marked_and_counted(world, tmp_path, capfd):
+    out = tmp_path / "rows.jsonl"
+    assert run(["eval", world / "graph_run", "--data", world / "valid.json", "--out", out]) == 0
+    summary = json.loads(capfd.readouterr().out)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert summary["unmapped_outputs"] == sum(bool(r["unmapped"]) for r in rows) > 0
+    for row in rows:
+        for piece in row["unmapped"]:
+            assert f"<unmapped: {piece}>" in row["generated"]
+        assert not re.search(r"#\s*\d+\s*$", row["generated"])  # never a bare node id as the answer
 
 
 def test_the_table_covers_every_command():

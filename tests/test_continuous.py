@@ -27,7 +27,7 @@ def reference_loss(model, batch):
         embeds = embeds.clone()
         embeds[rows, col] = fed[rows]
     logits = model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions).logits
-    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1),
+    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
                            ignore_index=IGNORE_INDEX, reduction="sum")
 
 
@@ -42,6 +42,12 @@ def coconut_batch(arch, stage_epoch, pad_latent_to_max=False, c_thought=1):
     examples = [method.train_example(r, stage_epoch, random.Random(0)) for r in tokenize_records(records, tok)]
     batch = collate(examples, tok.pad_token_id, method.thought_id, align="thoughts")
     return model, batch, examples
+
+
+# In float64 (tests/helpers.tiny_model). Measured: the losses agree to 1e-13 for both; GPT-2's gradients to
+# 1e-14, Llama's to 2e-7 (on gradients up to 23: SDPA's backward on the padded batch; the eager kernel is no
+# reference, it gives NaN gradients on the fully masked padding rows).
+GRAD_ATOL = {"gpt2": 1e-10, "llama": 2e-6}
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
@@ -61,9 +67,9 @@ def test_cached_pass_matches_plain_recomputation(arch, stage, pad_max, c):
     expected_grads = torch.autograd.grad(expected, list(model.parameters()))
 
     assert n_tokens == int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
-    assert torch.allclose(loss, expected, rtol=1e-5, atol=1e-5), (loss.item(), expected.item())
+    assert torch.allclose(loss, expected, rtol=1e-10, atol=1e-10), (loss.item(), expected.item())
     for (name, _), g, e in zip(model.named_parameters(), grads, expected_grads):
-        assert torch.allclose(g, e, rtol=1e-5, atol=1e-5), name
+        assert torch.allclose(g, e, rtol=0, atol=GRAD_ATOL[arch]), name
     # the thoughts matter: replacing them by token embeddings changes the loss
     plain, _ = forward_hidden(model, batch["input_ids"], batch["attention_mask"], None)
     from latentcot.models.continuous import lm_loss_sum

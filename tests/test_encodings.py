@@ -87,9 +87,24 @@ def test_model_output_is_read_back_in_the_files_words(official):
     assert extract_answer(text) == record.answer
     wrong = ENC.decode_output(f"### {ids['scrompus']}", encoded)
     assert extract_answer(wrong) == "Tom is a scrompus." != record.answer
-    # what is not an id of this graph stays as written
-    assert ENC.decode_output("### 99", encoded) == "### 99"
-    assert ENC.decode_output(" 3 4 5", encoded) == " 3 4 5"
+    # what is not an id of this graph, or no step, is marked and listed, never shown as a bare id
+    n = len(record.extra["idx_to_symbol"])
+    read = ENC.read_output(f"{path}### {n}", encoded)
+    assert read.text == "\n".join(record.steps) + f"\n### <unmapped: {n}>" and read.unmapped == (str(n),)
+    assert extract_answer(read.text) != record.answer
+    read = ENC.read_output(f" 3 4 5\n {ids['Tom']} {n + 2}\n###", encoded)
+    assert read.text == f"<unmapped: 3 4 5>\n<unmapped: {ids['Tom']} {n + 2}>\n###"
+    assert read.unmapped == ("3 4 5", f"{ids['Tom']} {n + 2}")
+    assert ENC.read_output(f"### {ids['lempus']}", encoded).unmapped == ()
+
+
+def test_a_question_whose_person_or_option_is_in_no_fact_is_refused():
+    for question, role in (("Every blicket is a dax. Tom is a blicket. Is Tom a dax or wug?", "option 'wug'"),
+                           ("Every blicket is a dax. Tom is a blicket. Is Ann a dax or blicket?", "person 'Ann'")):
+        with pytest.raises(DataError, match=f"--question: record 0: field 'question': the {role} appears in no "
+                                            "fact of the question"):
+            ENC.encode(Record(question, [], ""), "--question")
+    ENC.encode(Record("Every blicket is a dax. Tom is a blicket. Every dax is a wug. Is Tom a dax or wug?", [], ""))
 
 
 def test_a_bare_question_gets_graph_fields_in_topological_order():
@@ -221,7 +236,14 @@ def test_rules_encoding_names_what_it_cannot_read():
     with pytest.raises(DataError, match=r"f\.json: record 3: field 'question'.*True or false"):
         RulesEncoding().encode(Record("Every wumpus is a yumpus.", [], "True"), "f.json", "record 3")
     with pytest.raises(DataError, match=r"field 'steps'.*step 0"):
-        RulesEncoding().encode(Record("Max is a wumpus. True or false: Max is bright.", ["Max flies."], "True"))
+        RulesEncoding().encode(Record("Max is a wumpus. Every wumpus is bright. True or false: Max is bright.",
+                                      ["Max flies."], "True"))
+    # a query the rules cannot reach: its person has no fact, or its adjective is in no rule
+    with pytest.raises(DataError, match=r"field 'question'.*no fact about Max"):
+        RulesEncoding().encode(Record("Every wumpus is bright. True or false: Max is bright.", [], "True"))
+    with pytest.raises(DataError, match=r"field 'question'.*'bright' appears in no rule"):
+        RulesEncoding().encode(Record("Max is a wumpus. Every wumpus is dull. True or false: Max is bright.", [],
+                                      "True"))
 
 
 def test_a_rules_encoded_coconut_run_trains_and_evaluates_in_words(tmp_path, capsys):

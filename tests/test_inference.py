@@ -58,7 +58,7 @@ def sensitive_model(records, cfg, arch):
     model, tokenizer = tiny_model(records, method_class(cfg.name).special_tokens, arch=arch)
     gen = torch.Generator().manual_seed(1)
     head = model.get_output_embeddings()
-    new_head = torch.nn.Linear(head.in_features, head.out_features, bias=True)
+    new_head = torch.nn.Linear(head.in_features, head.out_features, bias=True, dtype=head.weight.dtype)
     with torch.no_grad():
         for p in model.parameters():
             if p.dim() >= 2:

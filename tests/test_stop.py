@@ -46,7 +46,8 @@ def test_ctrl_c_mid_epoch_leaves_a_checkpoint_and_the_same_command_resumes(tmp_p
     save_records(tiny_prosqa(300, seed=4), tmp_path / "train.json")
     overrides = [f"output_dir={tmp_path / 'run'}", f"data.train={tmp_path / 'train.json'}", "model.preset=tiny",
                  "model.n_positions=256", "method.name=cot", "train.epochs=1", "train.batch_size=1",
-                 "train.log_every=1", "train.eval_every=0", "train.lr=1e-3", "seed=0"]
+                 "train.log_every=1", "train.eval_every=0", "train.lr=1e-3", "seed=0",
+                 "model.dtype=float64"]  # the resumed and the whole run are compared; see test_training
     command = [sys.executable, "-m", "latentcot", "train", *overrides]
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -72,6 +73,7 @@ def test_ctrl_c_mid_epoch_leaves_a_checkpoint_and_the_same_command_resumes(tmp_p
 
     uninterrupted = train(apply_overrides(Config(), [*overrides, f"output_dir={tmp_path / 'whole'}",
                                                      "train.progress=false"]))
-    resumed, _ = load_checkpoint_model(latest_checkpoint(tmp_path / "run"))
+    resumed, _ = load_checkpoint_model(latest_checkpoint(tmp_path / "run"), "float64")
     for key, value in weights(uninterrupted.model).items():
-        assert torch.allclose(value, weights(resumed)[key], atol=1e-6), key
+        assert value.dtype == torch.float64
+        assert torch.allclose(value, weights(resumed)[key], rtol=0, atol=1e-9), key

@@ -140,8 +140,11 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .training import train
 
+    from .training.distributed import shutdown
+
     cfg = load_config(args.config, args.overrides)
     history = train(cfg).state.history
+    shutdown()
     if history:
         print(json.dumps(history[-1]))
     return 0

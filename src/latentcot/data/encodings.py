@@ -52,6 +52,20 @@ _PAIR_RE = re.compile(r"\s*(\d+)\s+(\d+)\s*")
 _ANSWER_TAIL_RE = re.compile(r"(.*?)(#+\s*)([^#]*)", re.DOTALL)  # steps, the last "###", the answer
 
 
+def unmapped_mark(piece: str) -> str:
+    """How a piece of model output with no counterpart in the file's words is written in its place."""
+    return f"<unmapped: {piece.strip()}>"
+
+
+@dataclass(frozen=True)
+class ReadOutput:
+    """A generated text in the file's words; ``unmapped`` lists the pieces (as the model wrote them) that
+    have no counterpart there, each shown in ``text`` as :func:`unmapped_mark` of it."""
+
+    text: str
+    unmapped: tuple[str, ...] = ()
+
+
 class Encoding:
     """Identity: the record as it is (``data.encoding: text``)."""
 
@@ -60,9 +74,14 @@ class Encoding:
     def encode(self, record: Record, source: str = "<memory>", where: str = "record 0") -> Record:
         return record
 
+    def read_output(self, generated: str, encoded: Record) -> ReadOutput:
+        """A generated text (for the encoded record) in the words of the original file, with what could
+        not be mapped back."""
+        return ReadOutput(generated)
+
     def decode_output(self, generated: str, encoded: Record) -> str:
         """A generated text (for the encoded record) in the words of the original file."""
-        return generated
+        return self.read_output(generated, encoded).text
 
     def encode_all(self, records: Sequence[Record], source: str = "<memory>") -> list[Record]:
         return [self.encode(r, source, f"record {i}") for i, r in enumerate(records)]
@@ -114,9 +133,13 @@ class GraphEncoding(Encoding):
             if parent not in index or child not in index:
                 raise fail(f"fact {m.group(0)!r} names a node missing from idx_to_symbol", "question")
             facts.append((index[parent], index[child]))
-        for name in (person, first, second):
+        in_facts = {node for fact in facts for node in fact}
+        for role, name in (("person", person), ("option", first), ("option", second)):
             if name not in index:
                 raise fail(f"{name!r} is not in idx_to_symbol", "question")
+            if index[name] not in in_facts:
+                # the model would be asked about a node id it has no fact for: its answer means nothing
+                raise fail(f"the {role} {name!r} appears in no fact of the question", "question")
         if index[person] != extra["root"]:
             raise fail(f"asks about {person}, but root is {names[extra['root']]}", "question")
         steps = []
@@ -142,18 +165,14 @@ class GraphEncoding(Encoding):
         a, b = (graph.names[o] for o in options)
         question = f"{facts} Is {graph.names[root]} a {a} or {b}?".strip()
         steps = [self._step_words(step, graph, persons) or step for step in encoded.steps]
-        return Record(question=question, steps=steps, answer=self._answer_words(encoded.answer, graph),
-                      extra=dict(encoded.extra))
+        answer = self._answer_words(encoded.answer, graph) or encoded.answer
+        return Record(question=question, steps=steps, answer=answer, extra=dict(encoded.extra))
 
-    def decode_output(self, generated: str, encoded: Record) -> str:
+    def read_output(self, generated: str, encoded: Record) -> ReadOutput:
         graph = _graph_of(encoded)
         persons = _Graph(graph.names, [tuple(e) for e in encoded.extra["edges"]], graph.root).persons
-        m = _ANSWER_TAIL_RE.fullmatch(generated)
-        body, tail = (m.group(1), m.group(2)) if m else (generated, None)
-        words = "\n".join(self._step_words(line, graph, persons) or line for line in body.split("\n"))
-        if tail is None:
-            return words
-        return f"{words}{m.group(2)}{self._answer_words(m.group(3), graph)}"
+        return _read_steps_and_answer(generated, lambda line: self._step_words(line, graph, persons),
+                                      lambda answer: self._answer_words(answer, graph))
 
     def node_texts(self, record: Record) -> list[str]:
         return [f" {i}" for i in range(len(record.extra["idx_to_symbol"]))]
@@ -169,11 +188,11 @@ class GraphEncoding(Encoding):
         return graph.fact(parent, child, persons)
 
     @staticmethod
-    def _answer_words(text: str, graph: _Graph) -> str:
+    def _answer_words(text: str, graph: _Graph) -> str | None:
         value = text.strip()
         if value.isdigit() and int(value) < len(graph.names):
             return f"{graph.names[graph.root]} is a {graph.names[int(value)]}."
-        return value
+        return None
 
 
 NEGATION = "not"  # glued to the adjective: "notlarge" is one word, one token
@@ -235,6 +254,11 @@ class RulesEncoding(Encoding):
             if fact is None or fact.group(1) != person:
                 raise fail(f"{sentence!r} is neither a rule nor a fact about {person}", "question")
             parts.append(f"{ROOT_MARK} {fact.group(2)} {EDGE_END}")
+        if not any(part.startswith(f"{ROOT_MARK} ") for part in parts):
+            raise fail(f"no fact about {person}, the person the query asks about", "question")
+        properties = {prop[0] for compact in sentence_of if (prop := _unpolar(compact.split()[1]))}
+        if adjective not in properties:
+            raise fail(f"the queried property {adjective!r} appears in no rule of the question", "question")
         parts.append(f"{OPTIONS_MARK} {_polar(adjective, query_negated)}")
         steps = [self._encode_step(step, person, i, fail) for i, step in enumerate(record.steps)]
         extra = dict(record.extra, rules_person=person, rules_sentences=sentence_of)
@@ -253,11 +277,10 @@ class RulesEncoding(Encoding):
             return f" {_polar(conclusion.group(2), conclusion.group(1))}"
         raise fail(f"step {i} {step!r} is neither '<fact>. <rule>.' nor the conclusion", "steps")
 
-    def decode_output(self, generated: str, encoded: Record) -> str:
-        m = _ANSWER_TAIL_RE.fullmatch(generated)
-        body, tail = (m.group(1), m.group(2)) if m else (generated, None)
-        words = "\n".join(self._step_words(line, encoded) or line for line in body.split("\n"))
-        return words if tail is None else f"{words}{m.group(2)}{m.group(3)}"
+    def read_output(self, generated: str, encoded: Record) -> ReadOutput:
+        # the answer (True / False) is a word of the file already
+        return _read_steps_and_answer(generated, lambda line: self._step_words(line, encoded),
+                                      lambda answer: answer.strip())
 
     @staticmethod
     def _step_words(line: str, encoded: Record) -> str | None:
@@ -276,6 +299,29 @@ class RulesEncoding(Encoding):
 
     def node_texts(self, record: Record) -> list[str]:
         raise ValueError("data.encoding=rules has no graph nodes to read thoughts against (a ProsQA analysis)")
+
+
+def _read_steps_and_answer(generated: str, step_words, answer_words) -> ReadOutput:
+    """Map each step line and the answer after the last ``#`` back to words; a piece the callbacks cannot
+    map (they return None) is kept as :func:`unmapped_mark` of it. Blank lines and an empty answer stay."""
+    unmapped: list[str] = []
+
+    def mapped(piece: str, words) -> str:
+        if not piece.strip():
+            return piece
+        text = words(piece)
+        if text is None:
+            unmapped.append(piece.strip())
+            return unmapped_mark(piece)
+        return text
+
+    m = _ANSWER_TAIL_RE.fullmatch(generated)
+    body = m.group(1) if m else generated
+    text = "\n".join(mapped(line, step_words) for line in body.split("\n"))
+    if m:
+        answer = mapped(m.group(3), answer_words)
+        text = f"{text}{m.group(2)}{answer}"
+    return ReadOutput(text, tuple(unmapped))
 
 
 def _split_question(question: str) -> tuple[str, re.Match | None]:
@@ -339,5 +385,5 @@ def build_encoding(name: str) -> Encoding:
     return ENCODINGS[name]()
 
 
-__all__ = ["ENCODINGS", "Encoding", "GraphEncoding", "RulesEncoding", "build_encoding", "graph_fields_from_question",
-           "parse_graph_question"]
+__all__ = ["ENCODINGS", "Encoding", "GraphEncoding", "ReadOutput", "RulesEncoding", "build_encoding",
+           "graph_fields_from_question", "parse_graph_question", "unmapped_mark"]

@@ -99,6 +99,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         # A single question has no reference answer: show what the model wrote, nothing to score.
         row = result.rows[0]
         print(row.get("latent_text", row["generated"]))
+        if row.get("unmapped"):
+            print(f"warning: the model wrote {', '.join(repr(u) for u in row['unmapped'])}, which names nothing in "
+                  f"the question (data.encoding={cfg.data.encoding}); shown as <unmapped: ...>", file=sys.stderr)
         print(f"[{row['n_thoughts']} thoughts, {row['generated_tokens']} generated tokens, "
               f"{row['forward_passes']} forward passes, {row['seconds']:.3f} s]", file=sys.stderr)
     else:

@@ -45,6 +45,9 @@ class EvalResult:
     # problems grouped by their number of gold steps (as a string key, as JSON keeps it): count, accuracy
     # and mean thoughts of each group
     by_steps: dict[str, dict[str, float]] = field(default_factory=dict)
+    # problems whose output held a piece with no counterpart in the file's words (an encoded run's node id
+    # the graph does not have, a line that is no step); each row lists them under "unmapped"
+    unmapped_outputs: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
     method_stats: dict[str, Any] = field(default_factory=dict)  # Method.output_summary of the texts
 
@@ -81,7 +84,8 @@ def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_
 
     ``records`` are in the file's words; ``encoding`` (the run's ``data.encoding``) converts them for the
     model and converts what it writes back, so rows and accuracy are in the file's words. Rows of an
-    encoded run also keep the model's own text as ``generated_encoded``.
+    encoded run also keep the model's own text as ``generated_encoded`` and list under ``unmapped`` the
+    pieces of it that have no counterpart in the file's words (marked ``<unmapped: ...>`` in ``generated``).
     """
     from ..inference.generate import AUTO, generate, wants_auto
 
@@ -93,12 +97,13 @@ def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_
                            max_new_tokens=max_new_tokens, progress=progress)
     rows = []
     for record, enc, gen in zip(records, encoded, generations):
-        text = encoding.decode_output(gen.text, enc)
+        read = encoding.read_output(gen.text, enc)
+        text = read.text
         rows.append({
             "question": record.question,
             "answer": record.answer,
             "generated": text,
-            **({"generated_encoded": gen.text} if enc is not record else {}),
+            **({"generated_encoded": gen.text, "unmapped": list(read.unmapped)} if enc is not record else {}),
             "predicted": extract_answer(text),
             "correct": is_correct(text, record),
             "n_thoughts": gen.n_thoughts,
@@ -117,6 +122,7 @@ def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_
         n_thoughts=AUTO if wants_auto(method, n_thoughts) else generations[0].n_thoughts,
         mean_thoughts=sum(g.n_thoughts for g in generations) / count,
         by_steps=by_step_count(rows),
+        unmapped_outputs=sum(bool(row.get("unmapped")) for row in rows),
         rows=rows,
         method_stats=method.output_summary([g.text for g in generations]),
     )

@@ -124,3 +124,11 @@ def broadcast_object(obj, info: DistInfo):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def shutdown() -> None:
+    """Leave the process group, once every process has arrived: a process that tears its gloo pairs down
+    while a peer still talks to it can abort ('terminate called without an active exception')."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

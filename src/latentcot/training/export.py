@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -33,6 +34,23 @@ def training_minutes(run_dir: Path) -> float:
     return sum(m.get("seconds", 0.0) for m in read_metrics(path) if m["type"] == "epoch") / 60
 
 
+def portable_path(path: str | Path) -> str:
+    """A path as a model card names it: relative to the current directory (the repository, where
+    ``latentcot export`` runs), reached through a link there (``runs -> /somewhere/runs``) if one leads
+    to it; never an absolute path that holds on one machine only."""
+    path = Path(path)
+    if not path.is_absolute():
+        return path.as_posix()
+    here = Path.cwd()
+    target = path.resolve()
+    for base, shown in [(here, Path()), (here.resolve(), Path())] + [
+            (link.resolve(), Path(link.name)) for link in sorted(here.iterdir()) if link.is_symlink() and link.is_dir()]:
+        for candidate in (path, target):
+            if candidate.is_relative_to(base):
+                return (shown / candidate.relative_to(base)).as_posix()
+    return Path(os.path.relpath(target, here.resolve())).as_posix()
+
+
 def run_of(checkpoint: Path) -> Path:
     """The run directory a checkpoint lives in (``RUN/checkpoints/epoch_N`` -> ``RUN``)."""
     return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint
@@ -49,7 +67,7 @@ def lineage(checkpoint: Path) -> list[dict[str, Any]]:
         cfg = load_config(checkpoint / "config.yaml")
         run = run_of(checkpoint)
         state = load_state(checkpoint) if (checkpoint / "state.json").exists() else {}
-        chain.append({"run": str(run), "checkpoint": str(checkpoint), "method": cfg.method.name,
+        chain.append({"run": portable_path(run), "checkpoint": portable_path(checkpoint), "method": cfg.method.name,
                       "epochs": state.get("epoch"), "steps": state.get("step"),
                       "training_minutes": round(training_minutes(run), 2), "history": state.get("history", [])})
         parent = cfg.train.init_from
@@ -70,13 +88,36 @@ def export_model(run: str | Path, out: str | Path) -> Path:
         if not (tmp / "model.safetensors").exists():
             raise FileNotFoundError(f"{checkpoint}: no model.safetensors to export")
         _bundle_vqvae(checkpoint, tmp)
-        info = {"exported_from": str(checkpoint), "runs": chain,
+        _portable_config(tmp / "config.yaml")
+        info = {"exported_from": portable_path(checkpoint), "runs": chain,
                 "training_minutes_total": round(sum(r["training_minutes"] for r in chain), 2)}
         (tmp / "training.json").write_text(json.dumps(info, indent=2) + "\n")
     return out
 
 
 VQVAE_DIR = "vqvae"
+# the config keys that name files or directories
+PATH_KEYS = ("output_dir", "data.train", "data.valid", "data.test", "tokenizer.path", "model.name_or_path",
+             "train.init_from", "method.vqvae")
+
+
+def _portable_config(path: Path) -> None:
+    """The exported config names its paths as :func:`portable_path` does (a hub id stays as it is)."""
+    from ..config import load_config, save_config
+
+    if not path.exists():
+        return
+    cfg = load_config(path)
+    changed = False
+    for key in PATH_KEYS:
+        section, _, name = key.rpartition(".")
+        owner = getattr(cfg, section) if section else cfg
+        value = getattr(owner, name)
+        if value and Path(value).is_absolute():
+            setattr(owner, name, portable_path(value))
+            changed = True
+    if changed:
+        save_config(cfg, path)
 
 
 def _bundle_vqvae(checkpoint: Path, out: Path) -> None:
@@ -109,7 +150,7 @@ def model_card(out: Path, summary: dict[str, Any] | None, eval_data: str, notes:
     lines = [f"# {out.name}", "", notes.strip() + "\n" if notes.strip() else "",
              f"- method: `{cfg['method']['name']}`; data encoding: `{cfg['data'].get('encoding', 'text')}`; "
              f"model: {cfg['model']['arch']} `{cfg['model']['preset']}` ({size:.1f} MB on disk)",
-             f"- trained on: `{cfg['data']['train']}` (seed {cfg['seed']} for shuffling and initialisation)",
+             f"- trained on: `{portable_path(cfg['data']['train'])}` (seed {cfg['seed']} for shuffling and initialisation)",
              f"- training time: {info['training_minutes_total']:.1f} minutes of training epochs in all"]
     for r in info["runs"]:
         lines.append(f"  - `{r['run']}`: {r['method']}, {r['epochs']} epochs, {r['steps']} steps, "
@@ -117,11 +158,12 @@ def model_card(out: Path, summary: dict[str, Any] | None, eval_data: str, notes:
     if summary is not None:
         thoughts = (f"the halting head chose {summary['mean_thoughts']:.2f} thoughts on average"
                     if summary["n_thoughts"] == "auto" else f"{summary['n_thoughts']} thoughts")
-        lines += [f"- accuracy on `{eval_data}`: **{100 * summary['accuracy']:.1f}%** "
+        lines += [f"- accuracy on `{portable_path(eval_data)}`: **{100 * summary['accuracy']:.1f}%** "
                   f"({summary['n_problems']} problems), {summary['mean_generated_tokens']:.1f} generated tokens "
                   f"(thoughts included), {thoughts}",
                   "", "Reproduce the figure (CPU, well under 2 minutes):", "",
-                  "```bash", f"latentcot eval {out} --data {eval_data} --batch-size {batch_size}", "```"]
+                  "```bash", f"latentcot eval {portable_path(out)} --data {portable_path(eval_data)} "
+                  f"--batch-size {batch_size}", "```"]
     lines += ["", "## Config as trained", "", "```yaml", cfg_text.rstrip(), "```", ""]
     return "\n".join(line for line in lines if line is not None)
 
