@@ -34,8 +34,9 @@ test-latest:
 	rm -rf $(LATEST)
 	python3 -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install -q --upgrade pip
+	echo "$(TORCH)" > $(LATEST)/torch-pin.txt
 	$(LATEST)/bin/python -m pip install -q "$(TORCH)"
-	$(LATEST)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e ".[dev]"
+	$(LATEST)/bin/python -m pip install -q -c $(LATEST)/torch-pin.txt --upgrade --upgrade-strategy eager -e ".[dev]"
 	@$(LATEST)/bin/python -m pip list --format=freeze | grep -iE '^(torch|transformers|tokenizers|safetensors)=='
 	$(LATEST)/bin/python -m pytest -q
 
