@@ -23,4 +23,22 @@ def tiny_model(records, method_tokens, arch: str = "gpt2", seed: int = 0, dtype:
     torch.manual_seed(seed)
     model, tokenizer = build_model_and_tokenizer(ModelConfig(arch=arch, preset="tiny", n_positions=512, dtype=dtype),
                                                  TokenizerConfig(kind="word"), records, method_tokens)
+    if dtype == "float64":
+        keep_rms_norms_in_float64(model)
     return model, tokenizer
+
+
+def keep_rms_norms_in_float64(model) -> None:
+    """transformers' RMSNorm (Llama) computes in float32 whatever the input's dtype, which would put
+    float32 rounding (1e-7) back into a float64 comparison: compute it in the input's dtype instead."""
+    import types
+
+    import torch
+
+    def forward(self, hidden):
+        variance = hidden.pow(2).mean(-1, keepdim=True)
+        return self.weight * (hidden * torch.rsqrt(variance + self.variance_epsilon))
+
+    for module in model.modules():
+        if type(module).__name__.endswith("RMSNorm"):
+            module.forward = types.MethodType(forward, module)

@@ -151,6 +151,7 @@ def test_pipeline_from_scratch_and_from_a_cot_run(tmp_path):
 
     assert (tmp_path / "export" / "vqvae" / "config.yaml").exists()  # the encoding travels with the codes
     assert vqvae_encoding(tmp_path / "export" / "vqvae") == "text"
+    assert str(tmp_path) not in (tmp_path / "export" / "vqvae" / "config.yaml").read_text()  # no machine paths
     (tmp_path / "vq").rename(tmp_path / "vq_gone")
     _, model, tokenizer, method = load_run(tmp_path / "export")
     again = evaluate(model, tokenizer, method, valid, batch_size=2)

@@ -221,9 +221,11 @@ def test_a_problem_file_with_unknown_words_is_evaluated_with_a_warning_naming_th
 def test_outputs_that_map_to_no_word_of_the_file_are_marked_and_counted(world, tmp_path, capfd):
     out = tmp_path / "rows.jsonl"
     assert run(["eval", world / "graph_run", "--data", world / "valid.json", "--out", out]) == 0
-    summary = json.loads(capfd.readouterr().out)
+    captured = capfd.readouterr()
+    summary = json.loads(captured.out)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert summary["unmapped_outputs"] == sum(bool(r["unmapped"]) for r in rows) > 0
+    assert f"{summary['unmapped_outputs']} of 3 outputs hold pieces that name nothing" in captured.err
     for row in rows:
         for piece in row["unmapped"]:
             assert f"<unmapped: {piece}>" in row["generated"]

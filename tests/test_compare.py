@@ -16,7 +16,8 @@ from latentcot.runs import list_checkpoints
 BASE = {
     "seed": 0,
     "data": {"train": "", "valid": ""},
-    "model": {"preset": "tiny", "n_positions": 256},
+    # float64: a run is scored at several batch sizes, and the scores are compared exactly
+    "model": {"preset": "tiny", "n_positions": 256, "dtype": "float64"},
     "method": {"max_new_tokens": 30},
     "train": {"batch_size": 8, "lr": 3e-3, "epochs": 1, "progress": False, "eval_every": 0, "log_every": 1},
 }

@@ -96,6 +96,13 @@ def test_model_output_is_read_back_in_the_files_words(official):
     assert read.text == f"<unmapped: 3 4 5>\n<unmapped: {ids['Tom']} {n + 2}>\n###"
     assert read.unmapped == ("3 4 5", f"{ids['Tom']} {n + 2}")
     assert ENC.read_output(f"### {ids['lempus']}", encoded).unmapped == ()
+    # Token Assorted's latent block is the method's own, kept as written; the steps after it are read
+    from latentcot.tokenization import BEGIN_LATENT, END_LATENT, latent_code_token
+
+    block = BEGIN_LATENT + latent_code_token(3) + latent_code_token(12) + END_LATENT
+    read = ENC.read_output(f"{block}\n {ids['brimpus']} {ids['lempus']}\n### {ids['lempus']}", encoded)
+    assert read.text == f"{block}\n{record.steps[-1]}\n### Tom is a lempus." and read.unmapped == ()
+    assert ENC.read_output(f"{block} {ids['brimpus']} {ids['lempus']}\n###", encoded).unmapped == ()
 
 
 def test_a_question_whose_person_or_option_is_in_no_fact_is_refused():
@@ -241,6 +248,10 @@ def test_rules_encoding_names_what_it_cannot_read():
     # a query the rules cannot reach: its person has no fact, or its adjective is in no rule
     with pytest.raises(DataError, match=r"field 'question'.*no fact about Max"):
         RulesEncoding().encode(Record("Every wumpus is bright. True or false: Max is bright.", [], "True"))
+    record = Record("Max is a wumpus. Every wumpus is bright. True or false: Max is bright.", [], "True")
+    encoded = RulesEncoding().encode(record)
+    assert RulesEncoding().read_output(" wumpus bright\n### True", encoded).unmapped == ()
+    assert RulesEncoding().read_output(" bright\n### wumpus", encoded).unmapped == ("wumpus",)
     with pytest.raises(DataError, match=r"field 'question'.*'bright' appears in no rule"):
         RulesEncoding().encode(Record("Max is a wumpus. Every wumpus is dull. True or false: Max is bright.", [],
                                       "True"))

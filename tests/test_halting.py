@@ -232,7 +232,8 @@ def test_a_run_trained_with_halting_logs_the_head_saves_it_and_evaluates_with_au
         "train.lr=3e-3", "train.progress=false", "train.eval_every=0", "train.log_every=1", "seed=0",
         "method.name=coconut", "method.epochs_per_stage=1", "method.max_latent_stage=3", "train.epochs=8",
         "method.start_stage=3", "method.pad_latent_to_max=true", "method.halting=true",
-        "method.inference_thoughts=auto"])
+        "method.inference_thoughts=auto",
+        "model.dtype=float64"])  # eval, the analyses and export score it at other batch sizes, compared exactly
     trainer = train(cfg, train_records=records)
     logged = [m for m in read_metrics(tmp_path / "run" / "metrics.jsonl") if m["type"] == "train"]
     assert all("halt_loss" in m for m in logged)

@@ -11,7 +11,7 @@ from conftest import REPO
 
 # /work/..., /home/..., /tmp/..., C:\Users\...: a path that exists on one machine only. A path inside a
 # URL or after a word character (a/b/tmp/) is not one.
-MACHINE_PATH = re.compile(r"(?<![\w.~:/-])(/(?:work|home|root|tmp|Users|mnt|scratch|private|var/folders)/[^\s`'\")]*"
+MACHINE_PATH = re.compile(r"(?<![\w.~:/-])(/(?:work|home|root|tmp|Users|Volumes|mnt|scratch|srv|opt|data|private|var/folders)/[^\s`'\")]*"
                           r"|[A-Z]:\\Users\\\S+)")
 TEXT_SUFFIXES = {".md", ".json", ".jsonl", ".yaml", ".yml", ".txt", ".py", ".sh", ".toml", ".cfg", ".html"}
 # these name temporary paths as examples of what a test builds, or are the patterns themselves

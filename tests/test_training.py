@@ -358,7 +358,7 @@ def test_export_makes_a_small_directory_eval_accepts(tmp_path, capsys, monkeypat
     assert f"{100 * card_summary['accuracy']:.1f}%" in card
     assert "latentcot eval models/tiny-cot --data valid.json" in card and "`run`: cot, 2 epochs" in card
     assert info["exported_from"] == "run/checkpoints/epoch_002"
-    assert str(tmp_path) not in card + (out / "training.json").read_text()
+    assert str(tmp_path) not in card + (out / "training.json").read_text() + (out / "eval_summary.json").read_text()
     assert main(["eval", str(out), "--data", str(tmp_path / "valid.json"), "--batch-size", "2",
                  "--out", str(tmp_path / "rows.jsonl")]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] == card_summary["accuracy"]
@@ -375,4 +375,4 @@ def test_portable_paths_are_relative_to_the_checkout_or_reached_through_its_link
     assert portable_path(repo / "models" / "m") == "models/m"
     assert portable_path(elsewhere / "a" / "checkpoints") == "runs/a/checkpoints"  # the link, not /.../disk
     assert portable_path("runs/a") == "runs/a"
-    assert portable_path(tmp_path / "other" / "x") == "../other/x"
+    assert portable_path(tmp_path / "other" / "x") == "x"  # outside the checkout: the name alone

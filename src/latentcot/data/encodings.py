@@ -49,6 +49,9 @@ OPTIONS_MARK = "Q"
 ROOT_MARK = "R"
 
 _PAIR_RE = re.compile(r"\s*(\d+)\s+(\d+)\s*")
+# Token Assorted's latent block (latentcot.tokenization's BEGIN_LATENT, codes, END_LATENT): the method's own
+# tokens, neither the file's words nor an encoding of them, so reading output back leaves it as written
+LATENT_BLOCK_RE = re.compile(r"\s*<bol>(?:\s*<latent_\d+>)*\s*<eol>")
 _ANSWER_TAIL_RE = re.compile(r"(.*?)(#+\s*)([^#]*)", re.DOTALL)  # steps, the last "###", the answer
 
 
@@ -278,9 +281,9 @@ class RulesEncoding(Encoding):
         raise fail(f"step {i} {step!r} is neither '<fact>. <rule>.' nor the conclusion", "steps")
 
     def read_output(self, generated: str, encoded: Record) -> ReadOutput:
-        # the answer (True / False) is a word of the file already
+        # the answer (True / False) is a word of the file already; anything else is no answer
         return _read_steps_and_answer(generated, lambda line: self._step_words(line, encoded),
-                                      lambda answer: answer.strip())
+                                      lambda answer: answer.strip() if answer.strip() in ("True", "False") else None)
 
     @staticmethod
     def _step_words(line: str, encoded: Record) -> str | None:
@@ -307,6 +310,9 @@ def _read_steps_and_answer(generated: str, step_words, answer_words) -> ReadOutp
     unmapped: list[str] = []
 
     def mapped(piece: str, words) -> str:
+        latent = LATENT_BLOCK_RE.match(piece)
+        if latent:
+            return latent.group(0) + mapped(piece[latent.end():], words)
         if not piece.strip():
             return piece
         text = words(piece)

@@ -64,6 +64,13 @@ def _add_latent_text(method, rows: list[dict]) -> None:
         row["latent_text"] = method.latent_text(row["generated"], row["question"])
 
 
+def _warn_unmapped(result, source: str) -> None:
+    if result.unmapped_outputs:
+        print(f"warning: {source}: {result.unmapped_outputs} of {result.n_problems} outputs hold pieces that name "
+              "nothing in their question (each row lists them under 'unmapped', shown as <unmapped: ...>)",
+              file=sys.stderr)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from ..data.encodings import build_encoding
     from ..data.io import load_records
@@ -106,6 +113,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
               f"{row['forward_passes']} forward passes, {row['seconds']:.3f} s]", file=sys.stderr)
     else:
         print(json.dumps(result.summary()))
+        _warn_unmapped(result, args.data)
     if args.out:
         print(f"wrote {len(result.rows)} generations to {args.out}", file=sys.stderr)
     return 0
@@ -144,6 +152,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                **result.summary()}
     atomic_write(out.with_suffix(".summary.json"), json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary))
+    _warn_unmapped(result, args.data)
     print(f"wrote {len(result.rows)} per-problem rows to {out}", file=sys.stderr)
     return 0
 

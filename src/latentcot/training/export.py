@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -37,7 +36,7 @@ def training_minutes(run_dir: Path) -> float:
 def portable_path(path: str | Path) -> str:
     """A path as a model card names it: relative to the current directory (the repository, where
     ``latentcot export`` runs), reached through a link there (``runs -> /somewhere/runs``) if one leads
-    to it; never an absolute path that holds on one machine only."""
+    to it, and otherwise by its name alone; never a path that holds on one machine only."""
     path = Path(path)
     if not path.is_absolute():
         return path.as_posix()
@@ -48,7 +47,7 @@ def portable_path(path: str | Path) -> str:
         for candidate in (path, target):
             if candidate.is_relative_to(base):
                 return (shown / candidate.relative_to(base)).as_posix()
-    return Path(os.path.relpath(target, here.resolve())).as_posix()
+    return path.name
 
 
 def run_of(checkpoint: Path) -> Path:
@@ -101,18 +100,19 @@ PATH_KEYS = ("output_dir", "data.train", "data.valid", "data.test", "tokenizer.p
              "train.init_from", "method.vqvae")
 
 
-def _portable_config(path: Path) -> None:
+def _portable_config(path: Path, vqvae: bool = False) -> None:
     """The exported config names its paths as :func:`portable_path` does (a hub id stays as it is)."""
     from ..config import load_config, save_config
+    from ..vqvae.config import load_vqvae_config
 
     if not path.exists():
         return
-    cfg = load_config(path)
+    cfg = load_vqvae_config(path) if vqvae else load_config(path)
     changed = False
     for key in PATH_KEYS:
         section, _, name = key.rpartition(".")
-        owner = getattr(cfg, section) if section else cfg
-        value = getattr(owner, name)
+        owner = getattr(cfg, section, None) if section else cfg
+        value = getattr(owner, name, "")
         if value and Path(value).is_absolute():
             setattr(owner, name, portable_path(value))
             changed = True
@@ -140,6 +140,7 @@ def _bundle_vqvae(checkpoint: Path, out: Path) -> None:
             shutil.copy2(source / name, out / VQVAE_DIR / name)
     cfg.method.vqvae = VQVAE_DIR
     save_config(cfg, out / "config.yaml")
+    _portable_config(out / VQVAE_DIR / "config.yaml", vqvae=True)
 
 
 def model_card(out: Path, summary: dict[str, Any] | None, eval_data: str, notes: str, batch_size: int) -> str:
@@ -184,7 +185,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                           encoding=build_encoding(cfg.data.encoding), source=args.eval_data,
                           progress=True)
         summary = result.summary()
-        atomic_write(out / "eval_summary.json", json.dumps({"data": args.eval_data, **summary}, indent=2) + "\n")
+        atomic_write(out / "eval_summary.json", json.dumps({"data": portable_path(args.eval_data), **summary}, indent=2) + "\n")
         print(json.dumps(summary))
     atomic_write(out / "README.md", model_card(out, summary, args.eval_data, args.notes, args.batch_size))
     print(f"exported {args.run_dir} to {out}", file=sys.stderr)
