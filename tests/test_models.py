@@ -120,3 +120,14 @@ def test_smollm2_loads_offline_with_method_tokens():
     with torch.no_grad():
         logits = model(ids).logits
     assert torch.isfinite(logits).all()
+
+
+def test_gpt2_uses_the_fused_tanh_gelu_which_is_gelu_new():
+    from transformers.activations import ACT2FN
+
+    from latentcot.models.factory import model_from_preset
+
+    model = model_from_preset("gpt2", "tiny", build_tokenizer("word", [Record("a b c", [], "a")]))
+    assert model.config.activation_function == "gelu_pytorch_tanh"
+    x = torch.linspace(-8, 8, 10001, dtype=torch.float64)
+    assert torch.allclose(model.transformer.h[0].mlp.act(x), ACT2FN["gelu_new"](x), rtol=0, atol=1e-12)

@@ -24,6 +24,47 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device(name)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether this device computes bf16 matmuls in hardware.
+
+    A GPU with bf16 support does. A CPU does when it has AVX512-BF16 or AMX (Zen 4, Sapphire Rapids and
+    later): there a bf16 matmul runs about 2x an fp32 one. Without them oneDNN emulates bf16, and on an
+    AVX2 CPU a bf16 matmul measured 120-180x slower than fp32 (bench/precision.json), so bf16 there is
+    never what a user wants."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+        except (AttributeError, RuntimeError):  # a torch without the probes: assume the common case, none
+            return False
+    return False
+
+
+def uses_bf16(precision: str, device: torch.device, key: str = "train.precision") -> bool:
+    """Resolve a precision setting: ``bf16`` and ``fp32`` as said, ``auto`` bf16 autocast on a GPU that has
+    it and fp32 elsewhere (bf16 on a native-bf16 CPU waits on the accuracy check of the speed issue).
+    ``bf16`` on a CPU that would emulate it is done as asked, with a warning: it runs slower, not faster."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"{key}: expected auto, fp32 or bf16, got {precision!r}")
+    if precision == "bf16" and device.type == "cpu" and not native_bf16(device):
+        print(f"warning: {key}=bf16 on a CPU without native bf16 (no AVX512-BF16 or AMX): oneDNN emulates it, "
+              "many times slower than fp32 (bench/precision.json); auto would choose fp32", file=sys.stderr)
+    if precision == "auto":
+        return device.type == "cuda" and native_bf16(device)
+    return precision == "bf16"
+
+
+def autocast_for(precision: str, device: torch.device, key: str = "train.precision"):
+    """A context-manager factory: bf16 autocast when :func:`uses_bf16` says so, else a no-op. Weights,
+    optimizer state and the loss stay fp32 (or the model's own dtype) either way."""
+    import contextlib
+
+    if not uses_bf16(precision, device, key):
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)

@@ -92,12 +92,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     set_halt_threshold(method, args.halt_threshold)
     _check_vocabulary(tokenizer, build_encoding(cfg.data.encoding), records, args.data or "--question",
                       refuse=args.question is not None)
-    from ..runtime import pick_device
+    from ..runtime import autocast_for, pick_device
 
-    model.to(pick_device(args.device))
-    result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
-                      max_new_tokens=args.max_new_tokens, progress=args.data is not None,
-                      encoding=build_encoding(cfg.data.encoding), source=args.data or "--question")
+    device = pick_device(args.device)
+    model.to(device)
+    with autocast_for(args.precision, device, "--precision")():
+        result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
+                          max_new_tokens=args.max_new_tokens, progress=args.data is not None,
+                          encoding=build_encoding(cfg.data.encoding), source=args.data or "--question")
     if args.show_latent:
         _add_latent_text(method, result.rows)
     if args.out:
@@ -124,7 +126,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ..data.io import atomic_write, load_records
     from . import evaluate
     from ..runs import resolve_run
-    from ..runtime import pick_device
+    from ..runtime import autocast_for, pick_device
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -141,10 +143,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg, model, tokenizer, method = load_run(checkpoint)
     set_halt_threshold(method, args.halt_threshold)
     _check_vocabulary(tokenizer, build_encoding(cfg.data.encoding), records, args.data, refuse=False)
-    model.to(pick_device(args.device))
-    result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
-                      max_new_tokens=args.max_new_tokens, progress=True,
-                      encoding=build_encoding(cfg.data.encoding), source=args.data or "--question")
+    device = pick_device(args.device)
+    model.to(device)
+    with autocast_for(args.precision, device, "--precision")():
+        result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
+                          max_new_tokens=args.max_new_tokens, progress=True,
+                          encoding=build_encoding(cfg.data.encoding), source=args.data or "--question")
     if args.show_latent:
         _add_latent_text(method, result.rows)
     result.write_jsonl(out)
@@ -173,6 +177,8 @@ def _generation_flags(p: argparse.ArgumentParser, batch_size: int, out_help: str
     p.add_argument("--show-latent", action="store_true",
                    help="assorted: add each output's latent codes decoded to text by the VQ-VAE (latent_text)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="bf16 autocast or fp32; auto: bf16 on a GPU that has it, else fp32 (default auto)")
 
 
 def add_eval_parser(subparsers) -> argparse.ArgumentParser:

@@ -6,7 +6,6 @@ trainer only batches :class:`~latentcot.methods.Example` objects and minimises t
 
 from __future__ import annotations
 
-import contextlib
 import random
 import shutil
 import sys
@@ -28,7 +27,7 @@ from ..models.halting import attach_halting_head, decision_count, detach_halting
 from ..progress import progress_bar
 from .. import runs
 from ..runs import TrainingStopped
-from ..runtime import StopRequests, pick_device, seed_everything, set_rng_state
+from ..runtime import StopRequests, autocast_for, pick_device, seed_everything, set_rng_state
 from ..schedule import lr_at
 from ..tokenization import METHOD_TOKENS, add_method_tokens
 from . import checkpoint as ckpt
@@ -209,11 +208,7 @@ class Trainer:
                                  foreach=self.device.type == "cuda")
 
     def _autocast(self):
-        want = self.cfg.train.precision
-        bf16 = want == "bf16" or (want == "auto" and self.device.type == "cuda" and torch.cuda.is_bf16_supported())
-        if not bf16:
-            return contextlib.nullcontext
-        return lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return autocast_for(self.cfg.train.precision, self.device)
 
     def _resume(self, latest: Path) -> None:
         state = runs.load_state(latest)
