@@ -46,6 +46,12 @@ class DataConfig:
         "text", "text: problems as written; graph: ProsQA-style graphs as node ids and 'src dst |' edges; "
         "rules: ProntoQA rules as 'subject predicate |', a negated property one word ('notlarge') "
         "(latentcot.data.encodings); decoded back to the file's words for evaluation")
+    shuffle_graph: bool = option(
+        False, "graph encoding: every epoch, write each problem's edges in a new random order and its two "
+        "options in a random order (Zhu et al. 2025)")
+    relabel_nodes: bool = option(
+        False, "graph encoding: every epoch, rename each problem's node ids by a random permutation of its "
+        "own ids (the 'Emergence of Superposition' augmentation)")
 
 
 @dataclass
@@ -101,6 +107,11 @@ class MethodConfig:
     latent_chunks: list[int] = option(
         [], "assorted: choices of m, the chunks replaced by codes, drawn per problem ([] = 0..all chunks)")
     n_pause: int = option(-1, "pause: <pause> tokens between question and answer (-1 = c_thought * max_latent_stage)")
+    stage_target: Literal["steps", "frontier"] = option(
+        "steps", "coconut: what follows the thoughts in training. steps: the remaining steps, then the answer "
+        "(Hao et al.); frontier: at stage k, one node drawn from those k+1 edges from the root on a path to "
+        "the target, written as the answer, and the answer once k reaches the problem's steps (Zhu et al. "
+        "2025; needs data.encoding=graph)")
     halting: bool = option(
         False, "continuous-thought methods: train a halting head on the thoughts (decides when to stop "
         "thinking; its target: the problem's latent steps are used up); needed for inference_thoughts=auto")
@@ -117,6 +128,7 @@ class MethodConfig:
 @dataclass
 class TrainConfig:
     lr: float = option(1e-4, "AdamW learning rate")
+    adam_betas: list[float] = option([0.9, 0.999], "AdamW's (beta1, beta2); Zhu et al. state 0.9, 0.95")
     weight_decay: float = option(0.01, "AdamW weight decay")
     batch_size: int = option(32, "problems per optimizer step (global, over all processes)")
     micro_batch_size: int = option(0, "problems per forward pass (0 = batch_size); the rest is accumulated")

@@ -173,6 +173,9 @@ class TokenizedRecord:
     answer: tuple[int, ...]
     # Token Assorted: the VQ-VAE codes of the steps, chunk after chunk (set by Method.prepare)
     latent: tuple[int, ...] = ()
+    # per stage k, the candidate labels of Coconut's frontier stage target (method.stage_target=frontier),
+    # each tokenized like ``answer``; from the record's ``stage_targets`` field (graph encoding)
+    stage_targets: tuple[tuple[tuple[int, ...], ...], ...] = ()
 
 
 def tokenize_record(record: Record, tokenizer) -> TokenizedRecord:
@@ -193,10 +196,14 @@ def tokenize_records(records: Sequence[Record], tokenizer, chunk: int = 20_000) 
             texts.append(record.question + "\n")
             texts.extend(step + "\n" for step in record.steps)
             texts.append(ANSWER_PREFIX + record.answer)
+            texts.extend(ANSWER_PREFIX + c for stage in record.extra.get("stage_targets", ()) for c in stage)
         ids = iter(tuple(x) for x in tokenizer(texts, add_special_tokens=False)["input_ids"])
+        eos = (tokenizer.eos_token_id,)
         for record in part:
             question = next(ids)
             steps = tuple(next(ids) for _ in record.steps)
-            out.append(TokenizedRecord(question=question, steps=steps,
-                                       answer=next(ids) + (tokenizer.eos_token_id,)))
+            answer = next(ids) + eos
+            stage_targets = tuple(tuple(next(ids) + eos for _ in stage)
+                                  for stage in record.extra.get("stage_targets", ()))
+            out.append(TokenizedRecord(question=question, steps=steps, answer=answer, stage_targets=stage_targets))
     return out

@@ -304,6 +304,72 @@ class RulesEncoding(Encoding):
         raise ValueError("data.encoding=rules has no graph nodes to read thoughts against (a ProsQA analysis)")
 
 
+def frontier_nodes(edges: Sequence[tuple[int, int]], root: int, target: int, depth: int) -> list[int]:
+    """The nodes ``depth`` edges from ``root`` along some path that can go on to ``target`` (sorted).
+
+    Zhu, Hao et al. (2025, "Reasoning by Superposition"; their released code) supervise stage k of their
+    Coconut curriculum with ONE node drawn from these at depth k+1, not with the rest of the path:
+    ``method.stage_target=frontier``."""
+    children: dict[int, list[int]] = {}
+    for parent, child in edges:
+        children.setdefault(parent, []).append(child)
+    reaches_target, frontier = {target}, [target]
+    parents: dict[int, list[int]] = {}
+    for parent, child in edges:
+        parents.setdefault(child, []).append(parent)
+    while frontier:
+        for parent in parents.get(frontier.pop(), []):
+            if parent not in reaches_target:
+                reaches_target.add(parent)
+                frontier.append(parent)
+    layer = {root}
+    for _ in range(depth):
+        layer = {c for node in layer for c in children.get(node, []) if c in reaches_target}
+    return sorted(layer)
+
+
+def graph_stage_targets(encoded: Record) -> list[list[str]]:
+    """For stage k = 0 .. steps-1 of a ``graph``-encoded record, its candidate stage targets as answer
+    texts (node ids): :func:`frontier_nodes` at depth k+1. The answer is among the last (and the only one
+    there unless a longer path also reaches it)."""
+    edges, _, root = parse_graph_question(encoded.question)
+    target = int(encoded.answer)
+    return [[str(n) for n in frontier_nodes(edges, root, target, k + 1)] for k in range(len(encoded.steps))]
+
+
+def augment_graph(encoded: Record, rng, shuffle: bool = True, relabel: bool = False) -> Record:
+    """A ``graph``-encoded record written anew: its edges in a random order and its two options in a
+    random order (``shuffle``), and its node ids renamed by a random permutation of the record's own ids
+    (``relabel``, so no id outside the training vocabulary appears). The graph, the path and the answer
+    are the same problem's; the word fields (``idx_to_symbol`` and the rest) follow the renaming, so the
+    record still decodes to the same words. Zhu et al. re-shuffle every epoch; the follow-up ("Emergence
+    of Superposition") relabels ids at random."""
+    edges, options, root = parse_graph_question(encoded.question)
+    n = len(encoded.extra["idx_to_symbol"])
+    rename = list(range(n))
+    if relabel:
+        rng.shuffle(rename)
+    edges = [(rename[p], rename[c]) for p, c in edges]
+    options = tuple(rename[o] for o in options)
+    if shuffle:
+        rng.shuffle(edges)
+        if rng.random() < 0.5:
+            options = options[::-1]
+    text = " ".join(f"{p} {c} {EDGE_END}" for p, c in edges)
+    question = f" {text} {OPTIONS_MARK} {options[0]} {options[1]} {ROOT_MARK} {rename[root]}"
+    steps = [" {} {}".format(*(rename[int(x)] for x in step.split())) for step in encoded.steps]
+    answer = str(rename[int(encoded.answer)]) if encoded.answer.strip() else encoded.answer
+    extra = dict(encoded.extra)
+    names = [""] * n
+    for old, new in enumerate(rename):
+        names[new] = encoded.extra["idx_to_symbol"][old]
+    extra.update(idx_to_symbol=names, edges=[list(e) for e in edges], root=rename[root])
+    for key in ("target", "neg_target"):
+        if key in extra:
+            extra[key] = rename[int(extra[key])]
+    return Record(question=question, steps=steps, answer=answer, extra=extra)
+
+
 def _read_steps_and_answer(generated: str, step_words, answer_words) -> ReadOutput:
     """Map each step line and the answer after the last ``#`` back to words; a piece the callbacks cannot
     map (they return None) is kept as :func:`unmapped_mark` of it. Blank lines and an empty answer stay."""
@@ -391,5 +457,6 @@ def build_encoding(name: str) -> Encoding:
     return ENCODINGS[name]()
 
 
-__all__ = ["ENCODINGS", "Encoding", "GraphEncoding", "ReadOutput", "RulesEncoding", "build_encoding",
-           "graph_fields_from_question", "parse_graph_question", "unmapped_mark"]
+__all__ = ["ENCODINGS", "Encoding", "GraphEncoding", "ReadOutput", "RulesEncoding", "augment_graph", "build_encoding",
+           "frontier_nodes", "graph_fields_from_question", "graph_stage_targets", "parse_graph_question",
+           "unmapped_mark"]

@@ -63,6 +63,7 @@ def encode_records(vqvae, records: Sequence[TokenizedRecord], batch_size: int = 
 
 
 class Assorted(Method):
+    records_can_change = False  # prepare() attaches the VQ-VAE codes of the steps as written
     name = "assorted"
     special_tokens = (BEGIN_LATENT, END_LATENT)
 

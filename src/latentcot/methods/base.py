@@ -70,6 +70,11 @@ class Method:
     # (Coconut); False when they are ordinary tokens (pause) or there are none.
     continuous: ClassVar[bool] = False
     thought_token: ClassVar[str | None] = None
+    # False when prepare() ties side data to each problem's steps as written (Token Assorted's codes), so
+    # the trainer may not rewrite the problems every epoch (data.shuffle_graph, data.relabel_nodes)
+    records_can_change: ClassVar[bool] = True
+    # True when train_example can put method.stage_target=frontier's labels after the thoughts
+    renders_stage_targets: ClassVar[bool] = False
 
     def __init__(self, cfg: MethodConfig, tokenizer):
         self.cfg = cfg
@@ -83,6 +88,9 @@ class Method:
         _check_adaptive_keys(cfg)
         adaptive = "method.halting=true" if cfg.halting else (
             "method.inference_thoughts=auto" if cfg.inference_thoughts == "auto" else "")
+        if cfg.stage_target != "steps" and not self.renders_stage_targets:
+            raise ValueError(f"config key 'method.stage_target': {cfg.stage_target} is a Coconut curriculum's "
+                             f"target; method {self.name!r} has no stages to supervise")
         if adaptive and not self.continuous:
             raise ValueError(f"config key '{adaptive.split('=')[0]}': {adaptive} needs a continuous-thought method "
                              f"(coconut, coconut_wo_curriculum); {self.name!r} has no continuous thoughts")

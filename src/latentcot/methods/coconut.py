@@ -21,6 +21,7 @@ class Coconut(Method):
     special_tokens = (BOT, EOT, THOUGHT)
     continuous = True
     thought_token = THOUGHT
+    renders_stage_targets = True
 
     def stage_at(self, epoch: int) -> int:
         return self.cfg.start_stage + epoch // max(self.cfg.epochs_per_stage, 1)
@@ -62,7 +63,21 @@ class Coconut(Method):
     def train_example(self, record: TokenizedRecord, epoch: int, rng: random.Random) -> Example:
         stage = self.problem_stage(epoch, rng)
         n_steps = len(record.steps)
+        if self.cfg.stage_target == "frontier" and stage < n_steps and stage <= self.cfg.max_latent_stage:
+            return self.render_frontier(record, stage, rng)
         return self.render(record, self.thoughts_for(stage, n_steps), self.steps_kept(stage, n_steps))
+
+    def render_frontier(self, record: TokenizedRecord, stage: int, rng: random.Random) -> Example:
+        """Zhu, Hao et al. (2025, "Reasoning by Superposition", as their released code trains): at stage k
+        the k thoughts are followed by ONE node drawn at random from those k+1 edges from the root on a
+        path to the target, written as the answer is, instead of the remaining steps; once k reaches the
+        problem's steps the label is the answer itself (:meth:`render`)."""
+        if not record.stage_targets:
+            raise ValueError("method.stage_target=frontier: the problem carries no stage targets (the trainer "
+                             "adds them for data.encoding=graph)")
+        thoughts = self.thoughts_for(stage, len(record.steps))
+        label = rng.choice(record.stage_targets[stage])
+        return self.render(replace(record, answer=label), thoughts, 0)
 
     def default_thoughts(self) -> int:
         fixed = self.cfg.inference_thoughts

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..config import Config, save_config
-from ..data.encodings import build_encoding
+from ..data.encodings import augment_graph, build_encoding, graph_stage_targets
 from ..data.io import check_writable, load_records
 from ..data.records import Record
 from ..methods import Example, Method, TokenizedRecord, build_method, method_class, tokenize_records
@@ -86,8 +86,14 @@ class Trainer:
         if self.sharded:
             shard_blocks(self.model, self.device, self.dist)
         self.method: Method = build_method(cfg.method, self.tokenizer)
+        self.augmenting = cfg.data.shuffle_graph or cfg.data.relabel_nodes
+        if self.augmenting and not self.method.records_can_change:
+            raise ValueError(f"config keys 'data.shuffle_graph'/'data.relabel_nodes': method {self.method.name!r} "
+                             "prepares each problem's steps once (its VQ-VAE codes), so they cannot be rewritten "
+                             "every epoch")
         self.train_tokens: list[TokenizedRecord] = self.method.prepare(
-            tokenize_records(self.train_records, self.tokenizer), str(self.device), cfg.data.encoding)
+            tokenize_records(self._with_stage_targets(self.train_records), self.tokenizer), str(self.device),
+            cfg.data.encoding)
         self._check_context()
         self.optimizer = self._new_optimizer()
         # global_batches() drops a ragged last batch, so an epoch has floor(n / batch) steps.
@@ -127,6 +133,14 @@ class Trainer:
             raise ValueError(f"config key 'train.schedule_epochs': {t.schedule_epochs} is shorter than "
                              f"train.epochs={t.epochs}; the schedule must span the whole run (0 = train.epochs)")
         method_class(self.cfg.method.name)  # fail before building a model on a bad method name
+        if len(t.adam_betas) != 2 or not all(0 <= b < 1 for b in t.adam_betas):
+            raise ValueError(f"config key 'train.adam_betas': expected two values in [0, 1), got {t.adam_betas}")
+        d = self.cfg.data
+        for key, on in (("data.shuffle_graph", d.shuffle_graph), ("data.relabel_nodes", d.relabel_nodes),
+                        ("method.stage_target", self.cfg.method.stage_target == "frontier")):
+            if on and d.encoding != "graph":
+                raise ValueError(f"config key '{key}': needs data.encoding=graph (problems that carry a graph), "
+                                 f"got data.encoding={d.encoding}")
         if self.cfg.method.inference_thoughts == "auto" and not self.cfg.method.halting:
             raise ValueError("config key 'method.inference_thoughts': auto needs a halting head; set "
                              "method.halting=true to train one")
@@ -207,7 +221,7 @@ class Trainer:
         # On a GPU, the fused kernel (one launch for every parameter) unless FSDP shards them; on the
         # CPU the for-loop, which measured as fast as foreach and fused there (docs/prosqa_full_cpu.md)
         gpu = self.device.type == "cuda"
-        return torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay,
+        return torch.optim.AdamW(self.model.parameters(), lr=t.lr, betas=tuple(t.adam_betas), weight_decay=t.weight_decay,
                                  fused=gpu and not self.sharded or None, foreach=gpu and self.sharded or None)
 
     def _autocast(self):
@@ -245,12 +259,25 @@ class Trainer:
 
     # -- data --------------------------------------------------------------------------------------
     def epoch_records(self, epoch: int) -> list[TokenizedRecord]:
-        """The training problems of this epoch: all of them, or the epoch's window of ``data.epoch_size``."""
+        """The training problems of this epoch: all of them, or the epoch's window of ``data.epoch_size``;
+        with ``data.shuffle_graph``/``relabel_nodes`` written anew for this epoch (the same on every
+        process and after a resume: the RNG is the seed's and the epoch's)."""
         total, size = len(self.train_tokens), self.epoch_size
-        if size >= total:
-            return self.train_tokens
         start = (epoch * size) % total
-        return [self.train_tokens[(start + i) % total] for i in range(size)]
+        window = range(total) if size >= total else [(start + i) % total for i in range(size)]
+        if not self.augmenting:
+            return self.train_tokens if size >= total else [self.train_tokens[i] for i in window]
+        rng = random.Random(self.cfg.seed * 1_000_003 + epoch + 15_485_863)
+        data = self.cfg.data
+        records = [augment_graph(self.train_records[i], rng, data.shuffle_graph, data.relabel_nodes) for i in window]
+        return tokenize_records(self._with_stage_targets(records), self.tokenizer)
+
+    def _with_stage_targets(self, records: list[Record]) -> list[Record]:
+        """Records that carry their frontier stage targets when ``method.stage_target=frontier`` asks."""
+        if self.cfg.method.stage_target != "frontier":
+            return records
+        return [Record(r.question, r.steps, r.answer, dict(r.extra, stage_targets=graph_stage_targets(r)))
+                for r in records]
 
     def epoch_examples(self, epoch: int) -> list[Example]:
         """This epoch's rendered problems in this epoch's order; identical on every process."""
