@@ -376,3 +376,14 @@ def test_portable_paths_are_relative_to_the_checkout_or_reached_through_its_link
     assert portable_path(elsewhere / "a" / "checkpoints") == "runs/a/checkpoints"  # the link, not /.../disk
     assert portable_path("runs/a") == "runs/a"
     assert portable_path(tmp_path / "other" / "x") == "x"  # outside the checkout: the name alone
+
+
+@pytest.mark.slow  # compiling takes about 80 s on 2 CPU cores
+def test_a_compiled_run_takes_the_same_steps(tmp_path):
+    records = tiny_prosqa(16, seed=1)
+    exact = ("train.epochs=1", "method.start_stage=2", "model.dtype=float64")
+    eager = train(tiny_config(tmp_path, *exact, name="eager"), train_records=records)
+    compiled = train(tiny_config(tmp_path, *exact, "train.compile=true", name="compiled"), train_records=records)
+    assert compiled.state.history[0]["train_loss"] == pytest.approx(eager.state.history[0]["train_loss"], rel=1e-10)
+    for key, value in weights(eager.model).items():
+        assert torch.allclose(value, weights(compiled.model)[key], rtol=0, atol=1e-9), key

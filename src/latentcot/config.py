@@ -143,6 +143,9 @@ class TrainConfig:
     lr_schedule: Literal["constant", "cosine"] = option(
         "constant", "constant (the papers' choice) or cosine decay to 10% over the run")
     warmup_steps: int = option(0, "linear learning-rate warm-up steps")
+    compile: bool = option(
+        False, "torch.compile the transformer's forward (dynamic shapes; the Coconut pass and generation "
+        "included): meant for a GPU; on the CPU it measured no faster at 2x128 and compiling takes minutes")
     precision: Literal["auto", "fp32", "bf16"] = option(
         "auto", "auto: bf16 autocast on a GPU that supports it, else fp32")
     init_from: str = option("", "start from this checkpoint's weights (e.g. a cot run for coconut on GSM8k)")

@@ -85,6 +85,11 @@ class Trainer:
         self.sharded = cfg.train.fsdp and self.dist.enabled
         if self.sharded:
             shard_blocks(self.model, self.device, self.dist)
+        if cfg.train.compile:
+            # the instance's forward, not a wrapper module: parameter names, checkpoints and the direct calls
+            # of the continuous-thought pass stay as they are
+            base = self.model.base_model
+            base.forward = torch.compile(base.forward, dynamic=True)
         self.method: Method = build_method(cfg.method, self.tokenizer)
         self.augmenting = cfg.data.shuffle_graph or cfg.data.relabel_nodes
         if self.augmenting and not self.method.records_can_change:
