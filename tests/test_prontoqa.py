@@ -248,3 +248,28 @@ def test_trap_share_takes_the_lone_concepts_adjective_away_from_a_share_of_probl
     for record in mixed:
         check_record(record)
     assert all(len(_adjective_rules(r)) == 1 for r in generate(100, seed=0, options=ProntoQAOptions(trap_share=0.0)))
+
+
+def test_smaller_shapes_for_a_curriculum_check_and_the_defaults_are_the_official_shape(records):
+    """dead_ends and distractor shrink a problem (fewer competing rules, a shorter context) for the early
+    phases of a curriculum; every problem still checks, and at their defaults nothing changes."""
+    assert generate(50, seed=0, options=ProntoQAOptions(dead_ends=1.0, distractor=True)) == generate(50, seed=0)
+    official = [len(_context_sentences(r)) for r in records[:200]]
+    assert set(official) == {4 * 5 + 3 + 2}  # 2h subtype rules + the f pair, 2h + 1 properties, 2 facts
+    phases = [ProntoQAOptions(hops=2, dead_ends=0.0, distractor=False, trap_share=0.0),
+              ProntoQAOptions(hops=3, dead_ends=0.5, distractor=False, trap_share=0.5),
+              ProntoQAOptions(hops=5, dead_ends=0.5, distractor=True, trap_share=1.0)]
+    lengths = []
+    for opts in phases:
+        problems = generate(300, seed=4, options=opts)
+        for record in problems:
+            check_record(record)
+            assert len(record.steps) == opts.hops + 1
+        sentences = [len(_context_sentences(r)) for r in problems]
+        lengths.append(sum(sentences) / len(sentences))
+        facts = [s for r in problems for s in _context_sentences(r) if re.fullmatch(r"\s*[A-Z][a-z]+ is an? [a-z]+\.", s)]
+        assert len(facts) == len(problems) * (2 if opts.distractor else 1)
+    # phase 1: the chain (2 subtype rules), its 2 properties, the lone concept's, one fact; growing after
+    assert lengths[0] == 2 + 2 + 1 + 1 and lengths[0] < lengths[1] < lengths[2] < official[0]
+    with pytest.raises(ValueError, match="dead_ends"):
+        generate(1, options=ProntoQAOptions(dead_ends=1.5))

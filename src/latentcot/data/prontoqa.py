@@ -88,6 +88,12 @@ class ProntoQAOptions:
         1.0, "share of problems whose lone d carries c_1's adjective with the opposite polarity (the official "
         "generator: always). In the others d gets an adjective of its own, so the conclusion's polarity is a "
         "plain copy of the one rule with the query's adjective: a training curriculum (docs/prontoqa_full_cpu.md)")
+    dead_ends: float = option(
+        1.0, "share of the chain concepts c_1..c_hops that get a dead-end second parent P_i (with its property "
+        "rule); the official generator: all. Fewer make shorter problems with fewer competing rules: a curriculum")
+    distractor: bool = option(
+        True, "the separate pair f -> e with f's property and the distractor fact 'Max is a f.' (the official "
+        "generator: always); false drops these 3 sentences: a curriculum")
 
     def name_list(self) -> list[str]:
         return [n.strip() for n in self.names.split(",") if n.strip()]
@@ -106,6 +112,8 @@ class ProntoQAOptions:
         return 2 * self.hops + 1
 
     def validate(self) -> None:
+        if not 0.0 <= self.dead_ends <= 1.0:
+            raise ValueError(f"ProntoQAOptions.dead_ends must be in [0, 1], got {self.dead_ends!r}")
         if not 0.0 <= self.trap_share <= 1.0:
             raise ValueError(f"ProntoQAOptions.trap_share must be in [0, 1], got {self.trap_share!r}")
         if self.trap_share < 1.0 and isinstance(self.hops, int) and self.families_needed() >= len(ADJECTIVE_FAMILIES):
@@ -188,8 +196,12 @@ def _make_problem(rng: random.Random, opts: ProntoQAOptions, answer: bool) -> Re
     # True exactly when c_1's property rule and the query agree on "not".
     rule_negated = query_negated if answer else not query_negated
 
+    # As with trap_share: the smaller shapes draw their extra numbers only when asked for, so the official
+    # shape stays what earlier versions generated for the same seed.
+    kept = [i for i in range(1, h + 1) if opts.dead_ends >= 1.0 or rng.random() < opts.dead_ends]
+    dead_ends = [second[i - 1] for i in kept]
     subtypes = [(chain[i], chain[i - 1]) for i in range(h, 0, -1)]
-    subtypes += [(chain[i], second[i - 1]) for i in range(1, h + 1)] + [(f, e)]
+    subtypes += [(chain[i], second[i - 1]) for i in kept] + ([(f, e)] if opts.distractor else [])
     others = iter(families[1:])
     # Only a run that asks for trap-free problems draws the extra numbers, so official-shape data stays
     # identical to what earlier versions generated for the same seed.
@@ -201,14 +213,14 @@ def _make_problem(rng: random.Random, opts: ProntoQAOptions, answer: bool) -> Re
     properties = [(chain[1], adjective, rule_negated), d_property]
     for i in range(2, h + 1):
         properties.append((chain[i], rng.choice(next(others)), rng.random() < NEGATED_ON_CHAIN))
-    for concept in [*second, f]:
+    for concept in [*dead_ends, *([f] if opts.distractor else [])]:
         properties.append((concept, rng.choice(next(others)), rng.random() < NEGATED_OFF_CHAIN))
 
     subtype_rule = {pair: _subtype_sentence(*pair, rng.choice(_TEMPLATES)) for pair in subtypes}
     property_rule = {prop: _property_sentence(*prop, rng.choice(_TEMPLATES)) for prop in properties}
     rules = list(subtype_rule.values()) + list(property_rule.values())
     rng.shuffle(rules)
-    facts = [f"{name} is {_article(chain[h])} {chain[h]}.", f"{name} is {_article(f)} {f}."]
+    facts = [f"{name} is {_article(chain[h])} {chain[h]}."] + ([f"{name} is {_article(f)} {f}."] if opts.distractor else [])
     rng.shuffle(facts)
     query = f"True or false: {name} is {'not ' if query_negated else ''}{adjective}."
 
