@@ -15,7 +15,7 @@ On the device (the validation file travels as an ignored path of the working tre
     cp ../shared/data/prosqa_valid.json data/            # here, before the call; carry: data/prosqa_valid.json
     python scripts/gpu_prosqa_recipe.py --out "$OUT" --minutes 8 --valid data/prosqa_valid.json
 
-    python scripts/gpu_prosqa_recipe.py --out /tmp/recipe --tiny   # the CPU check, seconds
+    python scripts/gpu_prosqa_recipe.py --out recipe_out --tiny   # the CPU check, seconds
 
 What comes back under OUT, at most 8 files of at most 16 MiB: ``summary.json`` (per epoch: stage,
 problems seen, loss, valid accuracy, seconds; the selected epoch; device and timings), the selected
