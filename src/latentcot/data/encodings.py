@@ -311,12 +311,11 @@ def frontier_nodes(edges: Sequence[tuple[int, int]], root: int, target: int, dep
     Coconut curriculum with ONE node drawn from these at depth k+1, not with the rest of the path:
     ``method.stage_target=frontier``."""
     children: dict[int, list[int]] = {}
-    for parent, child in edges:
-        children.setdefault(parent, []).append(child)
-    reaches_target, frontier = {target}, [target]
     parents: dict[int, list[int]] = {}
     for parent, child in edges:
+        children.setdefault(parent, []).append(child)
         parents.setdefault(child, []).append(parent)
+    reaches_target, frontier = {target}, [target]
     while frontier:
         for parent in parents.get(frontier.pop(), []):
             if parent not in reaches_target:
