@@ -64,8 +64,8 @@ def train_step_ratio(model, tokenizer, records, device, thoughts: int, repeats: 
             optimizer.zero_grad(set_to_none=True)
             parts = batch_loss(net, batch)
             loss = parts.lm_sum / parts.n_tokens
-            if parts.halt_sum is not None:
-                loss = loss + parts.halt_sum / parts.n_decisions
+            if "halt" in parts.terms:
+                loss = loss + parts.terms["halt"] / decisions
             loss.backward()
             optimizer.step()
         return step

@@ -63,6 +63,7 @@ def world(tmp_path_factory):
     (root / "empty_list.json").write_text("[]")
     record = tiny_prosqa(1)[0].to_dict()
     (root / "empty_question.json").write_text(json.dumps([{**record, "question": "  "}]))
+    (root / "no_steps.json").write_text(json.dumps([{**r.to_dict(), "steps": []} for r in tiny_prosqa(4)]))
     (root / "not_a_list.json").write_text(json.dumps({"question": "q"}))
     (root / "a_file").write_text("I am a file, not a folder")
     (root / "plan.yaml").write_text("runs:\n  - name: a\n    overrides: [train.epochs=1]\n    colour: red\n")
@@ -141,6 +142,20 @@ CASES = [
                                  "model.preset=tiny"], ["output_dir", "a_file"]),
     ("train-negative-lr", ["train", "output_dir={root}/new", "data.train={root}/train.json", "train.lr=-1"],
      ["train.lr"]),
+    ("train-codi-zero-latents", ["train", "output_dir={root}/new", "data.train={root}/train.json", "model.preset=tiny",
+                                 "method.name=codi", "method.latents=0"], ["method.latents", "0"]),
+    ("train-projection-size-zero", ["train", "output_dir={root}/new", "data.train={root}/train.json",
+                                    "model.preset=tiny", "method.name=pccot", "method.projection_dim=0"],
+     ["method.projection_dim", "0"]),
+    ("train-negative-jacobi-iterations", ["train", "output_dir={root}/new", "data.train={root}/train.json",
+                                          "model.preset=tiny", "method.name=pccot", "method.jacobi_iterations=-1"],
+     ["method.jacobi_iterations"]),
+    ("train-step-decoder-without-steps", ["train", "output_dir={root}/new", "data.train={root}/no_steps.json",
+                                          "model.preset=tiny", "method.name=codi", "method.step_decoder=true"],
+     ["method.step_decoder", "steps"]),
+    ("train-step-decoder-on-cot", ["train", "output_dir={root}/new", "data.train={root}/train.json",
+                                   "model.preset=tiny", "method.name=cot", "method.step_decoder=true"],
+     ["method.step_decoder", "cot"]),
     ("train-prompt-beyond-context", ["train", "output_dir={root}/new", "data.train={root}/train.json",
                                      "model.preset=tiny", "model.n_positions=16", "train.epochs=1"],
      ["model.n_positions", "16"]),

@@ -60,7 +60,7 @@ def test_cached_pass_matches_plain_recomputation(arch, stage, pad_max, c):
         assert len({e.n_thoughts for e in examples}) > 1
     assert batch["thought_mask"].sum() == sum(e.n_thoughts for e in examples) > 0
 
-    loss, n_tokens, _, _ = batch_loss(model, batch)
+    loss, n_tokens, _ = batch_loss(model, batch)
     grads = torch.autograd.grad(loss, list(model.parameters()))
     expected = reference_loss(model, batch)
     expected_grads = torch.autograd.grad(expected, list(model.parameters()))
@@ -70,7 +70,7 @@ def test_cached_pass_matches_plain_recomputation(arch, stage, pad_max, c):
     for (name, _), g, e in zip(model.named_parameters(), grads, expected_grads):
         assert torch.allclose(g, e, rtol=0, atol=GRAD_ATOL), name
     # the thoughts matter: replacing them by token embeddings changes the loss
-    plain, _ = forward_hidden(model, batch["input_ids"], batch["attention_mask"], None)
+    plain = forward_hidden(model, batch["input_ids"], batch["attention_mask"], None).hidden
     from latentcot.models.continuous import lm_loss_sum
 
     assert not torch.allclose(lm_loss_sum(model, plain, batch["labels"])[0], loss)
@@ -79,7 +79,7 @@ def test_cached_pass_matches_plain_recomputation(arch, stage, pad_max, c):
 def test_gradient_flows_into_first_thought_from_the_answer():
     """Thought 1's input (the question's last hidden state) gets gradient through later thoughts."""
     model, batch, _ = coconut_batch("gpt2", 3, True, 1)
-    hidden, _ = forward_hidden(model, batch["input_ids"], batch["attention_mask"], batch["thought_mask"])
+    hidden = forward_hidden(model, batch["input_ids"], batch["attention_mask"], batch["thought_mask"]).hidden
     start = int(batch["thought_mask"].any(0).nonzero()[0])
     labels = batch["labels"].clone()
     loss = F.cross_entropy(model.get_output_embeddings()(hidden[:, -2]), labels[:, -1].clamp(min=0), reduction="sum")

@@ -83,10 +83,11 @@ def test_halting_loss_is_the_bce_of_the_head_on_independently_recomputed_states(
         targets = torch.tensor([float(j >= min(len(record.steps), 3)) for j in range(4)])
         expected = expected + F.binary_cross_entropy_with_logits(head(states), targets, reduction="sum")
         count += 4
-    assert parts.n_decisions == count
-    assert torch.allclose(parts.halt_sum, expected, rtol=1e-10, atol=1e-10)
+    assert sum(e.loss_counts["halt"] for e in examples) == count
+    halt_sum = parts.terms["halt"]
+    assert torch.allclose(halt_sum, expected, rtol=1e-10, atol=1e-10)
     # and it trains the head: the gradient reaches its weights
-    parts.halt_sum.backward()
+    halt_sum.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
 
 

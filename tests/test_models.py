@@ -110,7 +110,7 @@ HAVE_SMOLLM2 = all(importlib.util.find_spec(m) for m in ("gguf", "accelerate", "
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_SMOLLM2, reason="needs the smollm2 extra: make smollm2")
-def test_smollm2_loads_offline_with_method_tokens():
+def test_smollm2_loads_offline_with_method_tokens(tmp_path):
     model, tok = build_model_and_tokenizer(ModelConfig(source="smollm2"), TokenizerConfig(kind="pretrained"),
                                            [], METHOD_TOKENS)
     assert type(model).__name__ == "LlamaForCausalLM"
@@ -120,6 +120,7 @@ def test_smollm2_loads_offline_with_method_tokens():
     with torch.no_grad():
         logits = model(ids).logits
     assert torch.isfinite(logits).all()
+    save_model(model, tok, tmp_path / "checkpoint")  # a training run's checkpoints need this
 
 
 def test_gpt2_uses_the_fused_tanh_gelu_which_is_gelu_new():
@@ -131,3 +132,24 @@ def test_gpt2_uses_the_fused_tanh_gelu_which_is_gelu_new():
     assert model.config.activation_function == "gelu_pytorch_tanh"
     x = torch.linspace(-8, 8, 10001, dtype=torch.float64)
     assert torch.allclose(model.transformer.h[0].mlp.act(x), ACT2FN["gelu_new"](x), rtol=0, atol=1e-12)
+
+
+def test_a_dequantized_gguf_model_can_be_checkpointed(tmp_path):
+    """transformers leaves its GGUF quantizer on a model it dequantized into plain weights (SmolLM2 on a CPU),
+    and save_pretrained then refuses every checkpoint: the loader forgets it once the weights are plain."""
+    from types import SimpleNamespace
+
+    from helpers import tiny_model, tiny_prosqa
+    from latentcot.models.factory import forget_dequantized_gguf
+
+    model, tokenizer = tiny_model(tiny_prosqa(2), (), dtype="float32")
+    model.hf_quantizer = SimpleNamespace(quantization_config=SimpleNamespace(quant_method="gguf"))
+    model.config.quantization_config = {"quant_method": "gguf"}
+    with pytest.raises(ValueError, match="not serializable"):
+        model.save_pretrained(tmp_path / "refused")
+    forget_dequantized_gguf(model)
+    save_model(model, tokenizer, tmp_path / "saved")
+    loaded, _ = load_checkpoint_model(tmp_path / "saved")
+    ids = torch.tensor([[1, 2, 3]])
+    assert torch.equal(loaded(ids).logits, model(ids).logits)
+    assert "quantization_config" not in (tmp_path / "saved" / "config.json").read_text()

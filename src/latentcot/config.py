@@ -89,7 +89,7 @@ class MethodConfig:
     RENAMED_KEYS: ClassVar[dict[str, str]] = {"n_thoughts": "inference_thoughts"}
 
     name: str = option("cot", "training/inference method: cot, no_cot, coconut, coconut_wo_curriculum, "
-                       "coconut_wo_thought, coconut_pause_as_thought, icot, pause, assorted (latentcot.methods.METHODS)")
+                       "coconut_wo_thought, coconut_pause_as_thought, icot, pause, assorted, codi, pccot (latentcot.methods.METHODS)")
     c_thought: int = option(1, "coconut: continuous thoughts per replaced reasoning step (1 ProsQA/ProntoQA, 2 GSM8k)")
     epochs_per_stage: int = option(5, "coconut: epochs spent in each curriculum stage")
     start_stage: int = option(0, "coconut: stage of the first epoch (1 when starting from a cot checkpoint)")
@@ -123,6 +123,24 @@ class MethodConfig:
     max_thoughts: int = option(-1, "inference_thoughts=auto: the most thoughts a problem may take "
                                    "(-1 = c_thought * max_latent_stage)")
     max_new_tokens: int = option(128, "inference: longest generated continuation")
+    latents: int = option(-1, "codi, pccot: continuous latents between <bot> and <eot>, in training and by default at "
+                          "inference (-1 = the paper's: codi 6, pccot 24)")
+    projection: bool = option(True, "codi, pccot: feed each latent through Linear(d, p) -> GELU -> Linear(p, d) -> "
+                              "LayerNorm (both papers' default); false feeds the hidden state back as Coconut does")
+    projection_dim: int = option(-1, "codi, pccot: p, the projection's inner width (-1 = the hidden size, as both "
+                                 "papers use for GPT-2)")
+    jacobi_iterations: int = option(3, "pccot: T, the parallel (Jacobi) updates of all latents after the first pass "
+                                    "(paper: 3); T = latents gives exactly the sequential latents")
+    teacher_weight: float = option(1.0, "codi, pccot: weight of the teacher's cross-entropy (question + steps + "
+                                   "answer) beside the student's answer loss (paper: 1)")
+    distill_weight: float = option(1.0, "codi, pccot: weight of the hidden-state distillation at the position "
+                                   "before the answer (paper: 1 for GPT-2, 20 for Llama-1B)")
+    distill_loss: Literal["smooth_l1", "mse"] = option(
+        "smooth_l1", "codi, pccot: distance between student and teacher hidden states (paper: smooth_l1)")
+    step_decoder: bool = option(
+        False, "coconut, codi, pccot: SIM-CoT's step supervision. A trainable copy of the model decodes the k-th "
+        "written step from latent k alone; its loss shapes the latents; the decoder is left out of exports")
+    step_decoder_weight: float = option(1.0, "step_decoder: weight of the decoder's loss, a mean over steps (paper: 1)")
 
 
 @dataclass

@@ -18,7 +18,7 @@ import torch
 from ..data.records import Record
 from ..methods import Method, tokenize_records
 from ..inference.generate import check_prompts_fit
-from ..models.continuous import collate, forward_hidden
+from ..models.continuous import collate
 from .paths import Graph
 
 
@@ -59,11 +59,13 @@ def _probe(model, tokenizer, method: Method, records: Sequence[Record], n_though
     for i in range(0, len(examples), batch_size):
         batch = collate(examples[i:i + batch_size], tokenizer.pad_token_id, method.thought_id, align="end")
         thought_mask = batch["thought_mask"].to(device)
-        hidden, _ = forward_hidden(model, batch["input_ids"].to(device), batch["attention_mask"].to(device),
-                                   thought_mask)
+        passed = method.forward_hidden(model, batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                                       thought_mask)
         first = int(thought_mask.any(0).nonzero()[0])
-        # thought j (1-based) is the state produced at the column before the j-th placeholder
-        thoughts = hidden[:, first - 1:first - 1 + n_thoughts]
+        # thought j (1-based) is the final hidden state it was made from: the one at the column before the
+        # j-th placeholder (for PCCoT, in the pass before the last), before any latent projection
+        thoughts = (passed.latent_sources if passed.latent_sources is not None
+                    else passed.hidden[:, first - 1:first - 1 + n_thoughts])
         out.extend(torch.softmax(head(thoughts).float(), dim=-1).cpu())
     model.train(was_training)
     return out

@@ -43,6 +43,7 @@ from transformers import DynamicCache, PreTrainedModel
 from ..data.records import Record
 from ..methods import Example, Method, tokenize_records
 from ..models.continuous import cache_argument, collate, forward_hidden, position_ids, returned_cache
+from ..models.projection import feedback
 from ..models.halting import require_halting_head, stop_probability
 from ..progress import progress_bar
 
@@ -146,15 +147,6 @@ class _TrainingModeRestored:
         self.model.train(self.was_training)
 
 
-def _prompt_calls(thought_mask: torch.Tensor | None, width: int) -> int:
-    """Model calls forward_hidden makes for the prompt (the same for every row: thoughts share columns)."""
-    if thought_mask is None or not bool(thought_mask.any()):
-        return 1
-    columns = thought_mask.any(0).nonzero().flatten()
-    end = int(columns[-1]) + 1
-    return 1 + len(columns) + (1 if end < width else 0)
-
-
 def _decode_text(tokenizer, ids: list[int], eos_id: int) -> str:
     if ids and ids[-1] == eos_id:
         ids = ids[:-1]
@@ -172,11 +164,10 @@ def _generate_batch(model: PreTrainedModel, method: Method, examples: Sequence[E
     mask = batch["attention_mask"].to(device)
     thought_mask = batch["thought_mask"].to(device) if "thought_mask" in batch else None
 
-    cache = DynamicCache(config=model.config)
-    hidden, cache = forward_hidden(model, input_ids, mask, thought_mask, cache)
+    hidden, cache = method.forward_hidden(model, input_ids, mask, thought_mask, DynamicCache(config=model.config))[:2]
     head = model.get_output_embeddings()
     logits = head(hidden[:, -1])
-    prompt_calls = _prompt_calls(thought_mask, input_ids.shape[1])
+    prompt_calls = method.prompt_calls(thought_mask, input_ids.shape[1])
 
     rows = input_ids.shape[0]
     # The next position of each row is its own count of real tokens: padding must not shift it.
@@ -220,8 +211,9 @@ def _generate_batch_auto(model: PreTrainedModel, method: Method, examples: Seque
     batch = collate(examples, pad_id, None, align="end")
     input_ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
     cache = DynamicCache(config=model.config)
-    hidden, cache = forward_hidden(model, input_ids, mask, None, cache)
+    hidden, cache = forward_hidden(model, input_ids, mask, None, cache)[:2]
     hidden = hidden[:, -1]
+    project = feedback(model)
     embed, head = model.get_input_embeddings(), model.get_output_embeddings()
     rows = input_ids.shape[0]
     thoughts = torch.zeros(rows, dtype=torch.long, device=device)
@@ -237,7 +229,7 @@ def _generate_batch_auto(model: PreTrainedModel, method: Method, examples: Seque
     lengths = torch.zeros(rows, dtype=torch.long, device=device)
     while not bool(done.all()):
         fed = torch.where(ending, eot, torch.where(writing & ~done, token, torch.full_like(token, pad_id)))
-        inputs = torch.where(thinking[:, None], hidden.to(embed.weight.dtype), embed(fed))
+        inputs = torch.where(thinking[:, None], project(hidden).to(embed.weight.dtype), embed(fed))
         mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)
         out = model.base_model(inputs_embeds=inputs[:, None], attention_mask=mask,
                                position_ids=next_position[:, None], use_cache=True,
@@ -325,11 +317,8 @@ def _naive_one(model: PreTrainedModel, method: Method, example: Example, max_new
     calls = 0
     thoughts = example.n_thoughts if method.continuous else 0
     if method.continuous and example.n_thoughts > 0:
-        for col in (ids[0] == method.thought_id).nonzero().flatten().tolist():
-            out = model(inputs_embeds=embeds[:, :col], output_hidden_states=True, use_cache=False)
-            calls += 1
-            embeds = torch.cat([embeds[:, :col], out.hidden_states[-1][:, -1:].to(embeds.dtype),
-                                embeds[:, col + 1:]], dim=1)
+        columns = (ids[0] == method.thought_id).nonzero().flatten().tolist()
+        embeds, calls = method.fill_thoughts_naive(model, embeds, columns)
     if auto_cap is not None:
         embeds, thoughts, more = _naive_think(model, method, embeds, auto_cap)
         calls += more
@@ -355,7 +344,7 @@ def _naive_think(model: PreTrainedModel, method: Method, embeds: torch.Tensor, c
         calls += 1
         if thoughts >= cap or float(stop_probability(model, hidden)) > method.cfg.halt_threshold:
             break
-        embeds = torch.cat([embeds, hidden[:, None].to(embeds.dtype)], dim=1)
+        embeds = torch.cat([embeds, feedback(model)(hidden[:, None]).to(embeds.dtype)], dim=1)
         thoughts += 1
     eot = model.get_input_embeddings()(torch.tensor([[method.end_of_thoughts_id]], device=embeds.device))
     return torch.cat([embeds, eot], dim=1), thoughts, calls

@@ -6,6 +6,7 @@ from ..config import MethodConfig
 from .assorted import Assorted
 from .base import IGNORE_INDEX, Example, Method, TokenizedRecord, tokenize_record, tokenize_records
 from .coconut import Coconut, CoconutPauseAsThought, CoconutWithoutCurriculum, CoconutWithoutThought
+from .codi import CODI, PCCoT
 from .cot import CoT, NoCoT
 from .icot import ICoT
 from .pause import Pause
@@ -13,7 +14,7 @@ from .pause import Pause
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
     for cls in (CoT, NoCoT, Coconut, CoconutWithoutCurriculum, CoconutWithoutThought, CoconutPauseAsThought,
-                ICoT, Pause, Assorted)
+                ICoT, Pause, Assorted, CODI, PCCoT)
 }
 
 

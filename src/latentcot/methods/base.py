@@ -8,45 +8,12 @@ they have. A method is a small class registered by name (``method.name`` in the 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Sequence
 
 from ..config import MethodConfig
+from ..examples import IGNORE_INDEX, Example, assemble  # noqa: F401  (public here too)
 from ..tokenization import TokenizedRecord, tokenize_record, tokenize_records  # noqa: F401  (public here too)
-
-IGNORE_INDEX = -100  # label value that gets no loss (PyTorch's cross-entropy default)
-
-
-@dataclass
-class Example:
-    """Token ids ready for the model. ``labels`` is ``IGNORE_INDEX`` where there is no loss;
-    ``thought_start`` is the index of the first continuous-thought position (-1 if none), which the
-    collator aligns across a batch. Continuous-thought methods training a halting head set ``halt_from``,
-    the position of the head's first decision (``<bot>``; decisions follow at each thought), and
-    ``halt_needed``, the thoughts after which the problem's latent steps are used up
-    (:mod:`latentcot.models.halting`)."""
-
-    input_ids: list[int]
-    labels: list[int]
-    n_thoughts: int = 0
-    thought_start: int = -1
-    halt_from: int = -1
-    halt_needed: int = -1
-
-
-def assemble(pieces: Sequence[tuple[Sequence[int], bool]], thought_id: int | None = None) -> Example:
-    """Concatenate (ids, has_loss) pieces into an Example; counts ``thought_id`` positions."""
-    input_ids: list[int] = []
-    labels: list[int] = []
-    for ids, has_loss in pieces:
-        input_ids.extend(ids)
-        labels.extend(ids if has_loss else [IGNORE_INDEX] * len(ids))
-    n_thoughts, start = 0, -1
-    if thought_id is not None:
-        positions = [i for i, t in enumerate(input_ids) if t == thought_id]
-        n_thoughts = len(positions)
-        start = positions[0] if positions else -1
-    return Example(input_ids, labels, n_thoughts, start)
 
 
 def _check_adaptive_keys(cfg: MethodConfig) -> None:
@@ -75,6 +42,8 @@ class Method:
     records_can_change: ClassVar[bool] = True
     # True when train_example can put method.stage_target=frontier's labels after the thoughts
     renders_stage_targets: ClassVar[bool] = False
+    # True when the method can train SIM-CoT's step decoder on its latents (method.step_decoder)
+    decodes_steps: ClassVar[bool] = False
 
     def __init__(self, cfg: MethodConfig, tokenizer):
         self.cfg = cfg
@@ -91,6 +60,9 @@ class Method:
         if cfg.stage_target != "steps" and not self.renders_stage_targets:
             raise ValueError(f"config key 'method.stage_target': {cfg.stage_target} is a Coconut curriculum's "
                              f"target; method {self.name!r} has no stages to supervise")
+        if cfg.step_decoder and not (self.decodes_steps and self.continuous):
+            raise ValueError(f"config key 'method.step_decoder': SIM-CoT's step decoder reads continuous latents, and "
+                             f"method {self.name!r} has none (use coconut, codi or pccot)")
         if adaptive and not self.continuous:
             raise ValueError(f"config key '{adaptive.split('=')[0]}': {adaptive} needs a continuous-thought method "
                              f"(coconut, coconut_wo_curriculum); {self.name!r} has no continuous thoughts")
@@ -129,6 +101,65 @@ class Method:
 
     def default_thoughts(self) -> int:
         return 0
+
+    # -- the model and the loss --------------------------------------------------------------------
+    # The trainer and inference call these on every method; the defaults are Coconut's and plain LM
+    # training's, and methods with their own parts (CODI's projection and teacher, PCCoT's parallel pass,
+    # SIM-CoT's step decoder) override them.
+    def prepare_model(self, model) -> None:
+        """Once, before the optimizer is built: add the submodules this method trains inside the model."""
+
+    side_modules: dict = {}  # trainable modules beside the model: checkpointed, never exported or used at inference
+
+    def build_side_modules(self, model, resume_from: Path | None) -> None:
+        """Once, after :meth:`prepare_model`: build ``side_modules`` fresh, or load them from the checkpoint
+        a run resumes from."""
+
+    def collate(self, examples: Sequence[Example], pad_id: int, align: str = "thoughts") -> dict:
+        from ..models.continuous import collate
+
+        return collate(examples, pad_id, self.thought_id if self.continuous else None, align)
+
+    def forward_hidden(self, model, input_ids, attention_mask, thought_mask=None, cache=None,
+                       return_layers: bool = False):
+        """The pass that fills the continuous thoughts in (:func:`~latentcot.models.continuous.forward_hidden`)."""
+        from ..models.continuous import forward_hidden
+
+        return forward_hidden(model, input_ids, attention_mask, thought_mask, cache, return_layers)
+
+    def prompt_calls(self, thought_mask, width: int) -> int:
+        """Model calls :meth:`forward_hidden` makes for a prompt batch (the same for every row: thoughts share
+        columns): one pass before the thoughts, one step per thought, one pass after them if anything follows."""
+        if thought_mask is None or not bool(thought_mask.any()):
+            return 1
+        columns = thought_mask.any(0).nonzero().flatten()
+        end = int(columns[-1]) + 1
+        return 1 + len(columns) + (1 if end < width else 0)
+
+    def fill_thoughts_naive(self, model, embeds, columns: Sequence[int]):
+        """The no-cache reference of :meth:`forward_hidden` for one problem (``embeds``: (1, length, d),
+        ``columns``: its thought positions): re-run the whole prefix for each thought. Returns the filled
+        embeddings and the model calls made."""
+        import torch
+
+        from ..models.projection import feedback
+
+        project = feedback(model)
+        for col in columns:
+            out = model(inputs_embeds=embeds[:, :col], output_hidden_states=True, use_cache=False)
+            embeds = torch.cat([embeds[:, :col], project(out.hidden_states[-1][:, -1:]).to(embeds.dtype),
+                                embeds[:, col + 1:]], dim=1)
+        return embeds, len(columns)
+
+    def batch_loss(self, model, batch: dict):
+        """Summed losses of one collated batch (:class:`~latentcot.models.continuous.BatchLoss`)."""
+        from ..models.continuous import batch_loss
+
+        return batch_loss(model, batch)
+
+    def loss_weights(self) -> dict[str, float]:
+        """Weight of each named loss term beside the token loss; a term without a weight is not trained."""
+        return {"halt": self.cfg.halt_weight} if self.cfg.halting else {}
 
     def output_summary(self, texts: Sequence[str]) -> dict:
         """Method-specific statistics of generated texts, added to an evaluation's summary."""

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
 
-from ..models.halting import needed_thoughts
+from ..models.halting import decision_count, needed_thoughts
 from ..tokenization import BOT, EOT, PAUSE, THOUGHT
+from . import step_decoder as simcot
 from .base import IGNORE_INDEX, Example, Method, TokenizedRecord, assemble
 
 
@@ -22,6 +25,12 @@ class Coconut(Method):
     continuous = True
     thought_token = THOUGHT
     renders_stage_targets = True
+    decodes_steps = True
+
+    def __init__(self, cfg, tokenizer):
+        super().__init__(cfg, tokenizer)
+        simcot.check_step_decoder(cfg)
+        self.side_modules = {}
 
     def stage_at(self, epoch: int) -> int:
         return self.cfg.start_stage + epoch // max(self.cfg.epochs_per_stage, 1)
@@ -58,14 +67,69 @@ class Coconut(Method):
         if not (self.continuous and self.cfg.halting):
             return example  # no halting head to train: no decisions, no targets
         return replace(example, halt_from=len(record.question), halt_needed=needed_thoughts(
-            len(record.steps), self.cfg.c_thought, self.cfg.max_latent_stage))
+            len(record.steps), self.cfg.c_thought, self.cfg.max_latent_stage),
+            loss_counts={"halt": decision_count(example.n_thoughts)})
 
     def train_example(self, record: TokenizedRecord, epoch: int, rng: random.Random) -> Example:
         stage = self.problem_stage(epoch, rng)
         n_steps = len(record.steps)
         if self.cfg.stage_target == "frontier" and stage < n_steps and stage <= self.cfg.max_latent_stage:
-            return self.render_frontier(record, stage, rng)
-        return self.render(record, self.thoughts_for(stage, n_steps), self.steps_kept(stage, n_steps))
+            example = self.render_frontier(record, stage, rng)
+        else:
+            example = self.render(record, self.thoughts_for(stage, n_steps), self.steps_kept(stage, n_steps))
+        replaced = n_steps if stage > self.cfg.max_latent_stage else min(stage, n_steps)
+        return self.with_step_targets(example, record, replaced)
+
+    # -- SIM-CoT's step supervision (method.step_decoder) ------------------------------------------
+    def with_step_targets(self, example: Example, record: TokenizedRecord, replaced: int) -> Example:
+        """With ``method.step_decoder``: each thought's decoder target, from the ``replaced`` steps its thoughts
+        stand for (the c_thought thoughts of step k all decode step k; see :func:`simcot.step_slots`)."""
+        if not self.cfg.step_decoder or example.n_thoughts == 0:
+            return example
+        c = max(self.cfg.c_thought, 1)
+        slots = simcot.step_slots(-(-example.n_thoughts // c), record.steps[:replaced], record.answer)
+        return replace(example, step_targets=[slots[k // c] for k in range(example.n_thoughts)],
+                       loss_counts={**example.loss_counts, "step": 1})
+
+    def prepare(self, records, device="cpu", encoding="text"):
+        if self.cfg.step_decoder:
+            simcot.check_steps_present(records, self.name)
+        return super().prepare(records, device, encoding)
+
+    def build_side_modules(self, model, resume_from: Path | None) -> None:
+        if not self.cfg.step_decoder:
+            return
+        reference = model.get_input_embeddings().weight
+        decoder = (simcot.load_decoder(resume_from, reference.dtype, reference.device) if resume_from is not None
+                   else simcot.new_decoder(model))
+        self.side_modules = {simcot.DECODER_NAME: decoder}
+
+    def collate(self, examples: Sequence[Example], pad_id: int, align: str = "thoughts") -> dict:
+        batch = super().collate(examples, pad_id, align)
+        if self.cfg.step_decoder:
+            batch.update(simcot.decoder_tensors(examples, pad_id))
+        return batch
+
+    def batch_loss(self, model, batch: dict):
+        if not self.cfg.step_decoder:
+            return super().batch_loss(model, batch)
+        from ..models.continuous import loss_of_pass
+
+        passed = self.forward_hidden(model, batch["input_ids"], batch["attention_mask"], batch.get("thought_mask"))
+        return self.with_step_loss(loss_of_pass(model, passed.hidden, batch), passed, batch)
+
+    def with_step_loss(self, parts, passed, batch: dict):
+        """``parts`` with the step decoder's summed loss added as the term ``step``."""
+        if not self.cfg.step_decoder or "step_ids" not in batch:
+            return parts
+        step = simcot.decoder_loss_sum(self.side_modules[simcot.DECODER_NAME], passed.latents, batch)
+        return parts._replace(terms={**parts.terms, "step": step})
+
+    def loss_weights(self) -> dict[str, float]:
+        weights = super().loss_weights()
+        if self.cfg.step_decoder:
+            weights["step"] = self.cfg.step_decoder_weight
+        return weights
 
     def render_frontier(self, record: TokenizedRecord, stage: int, rng: random.Random) -> Example:
         """Zhu, Hao et al. (2025, "Reasoning by Superposition", as their released code trains): at stage k

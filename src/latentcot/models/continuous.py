@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache, PreTrainedModel
 
-from ..methods.base import IGNORE_INDEX, Example
+from ..examples import IGNORE_INDEX, Example
 from .halting import IGNORE_TARGET, decision_count, decision_targets, halting_loss_sum
+from .projection import feedback
 
 ALIGN_MODES = ("thoughts", "end", "right")
 
@@ -105,47 +106,143 @@ def returned_cache(out):
 _CACHE_KEYWORD: dict[type, str] = {}
 
 
+class Hidden(NamedTuple):
+    """What a continuous-thought pass returns: final hidden states of every position, the cache (when one is
+    used) and, when asked for, every layer's states (``hidden_states`` of HuggingFace: the embedding output,
+    then one per block, the last after the final norm)."""
+
+    hidden: torch.Tensor
+    cache: DynamicCache | None
+    layers: tuple[torch.Tensor, ...] | None = None
+    # (batch, block, d) for the thought block's columns: the inputs the thoughts were fed, and the final
+    # hidden states they were made from (the same before a projection; what the LM head can read)
+    latents: torch.Tensor | None = None
+    latent_sources: torch.Tensor | None = None
+
+
+class _Chunks:
+    """Runs the base model over consecutive column ranges into one cache and keeps what each call returned."""
+
+    def __init__(self, model: PreTrainedModel, attention_mask: torch.Tensor, positions: torch.Tensor,
+                 cache: DynamicCache, layers: bool):
+        self.base, self.mask, self.positions, self.cache, self.layers = (
+            model.base_model, attention_mask, positions, cache, layers)
+        self.hidden: list[torch.Tensor] = []
+        self.layer_chunks: list[tuple[torch.Tensor, ...]] = []
+
+    def run(self, lo: int, hi: int, inputs: torch.Tensor, keep: bool = True) -> torch.Tensor:
+        out = self.base(inputs_embeds=inputs, attention_mask=self.mask[:, :hi], position_ids=self.positions[:, lo:hi],
+                        use_cache=True, output_hidden_states=self.layers and keep,
+                        **cache_argument(self.base, self.cache))
+        if keep:
+            self.hidden.append(out.last_hidden_state)
+            if self.layers:
+                self.layer_chunks.append(tuple(out.hidden_states))
+        return out.last_hidden_state
+
+    def result(self, latents: torch.Tensor | None = None, sources: torch.Tensor | None = None) -> Hidden:
+        layers = None
+        if self.layers:
+            layers = tuple(torch.cat(parts, dim=1) for parts in zip(*self.layer_chunks))
+        return Hidden(torch.cat(self.hidden, dim=1), self.cache, layers, latents, sources)
+
+
 def forward_hidden(
     model: PreTrainedModel,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
     thought_mask: torch.Tensor | None = None,
     cache: DynamicCache | None = None,
-) -> tuple[torch.Tensor, DynamicCache | None]:
+    return_layers: bool = False,
+) -> Hidden:
     """Final hidden states for every position, thoughts filled in; returns the cache when one is used.
 
     Work: one pass over the columns before the first thought, one single-column step per thought (its
-    input is the hidden state the previous step just produced; rows without a thought in that column
-    use their token embedding), then one pass over the rest. The cache carries the keys and values of
-    everything already seen, so this costs about one forward pass plus one small step per thought, not
-    one full pass per thought, and gradients flow back through the cache into every earlier thought.
+    input is the hidden state the previous step just produced, through the model's latent projection if it
+    has one; rows without a thought in that column use their token embedding), then one pass over the
+    rest. The cache carries the keys and values of everything already seen, so this costs about one
+    forward pass plus one small step per thought, not one full pass per thought, and gradients flow back
+    through the cache into every earlier thought.
     """
     base = model.base_model
     embeds = model.get_input_embeddings()(input_ids)
     positions = position_ids(attention_mask)
     if thought_mask is None or not bool(thought_mask.any()):
         out = base(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=positions,
-                   use_cache=cache is not None, **cache_argument(base, cache))
-        return out.last_hidden_state, returned_cache(out) if cache is not None else None
+                   use_cache=cache is not None, output_hidden_states=return_layers, **cache_argument(base, cache))
+        return Hidden(out.last_hidden_state, returned_cache(out) if cache is not None else None,
+                      tuple(out.hidden_states) if return_layers else None)
 
     start, end = thought_columns(thought_mask)
-    if cache is None:
-        cache = DynamicCache(config=model.config)
-    chunks: list[torch.Tensor] = []
-
-    def run(lo: int, hi: int, inputs: torch.Tensor) -> torch.Tensor:
-        out = base(inputs_embeds=inputs, attention_mask=attention_mask[:, :hi], position_ids=positions[:, lo:hi],
-                   use_cache=True, **cache_argument(base, cache))
-        chunks.append(out.last_hidden_state)
-        return out.last_hidden_state
-
-    hidden = run(0, start, embeds[:, :start])
+    chunks = _Chunks(model, attention_mask, positions, cache if cache is not None else DynamicCache(config=model.config),
+                     return_layers)
+    project = feedback(model)
+    hidden = chunks.run(0, start, embeds[:, :start])
+    latents, sources = [], []
     for col in range(start, end):
         is_thought = thought_mask[:, col, None, None]
-        hidden = run(col, col + 1, torch.where(is_thought, hidden[:, -1:].to(embeds.dtype), embeds[:, col:col + 1]))
+        sources.append(hidden[:, -1:])
+        latents.append(project(hidden[:, -1:]).to(embeds.dtype))
+        hidden = chunks.run(col, col + 1, torch.where(is_thought, latents[-1], embeds[:, col:col + 1]))
     if end < input_ids.shape[1]:
-        run(end, input_ids.shape[1], embeds[:, end:])
-    return torch.cat(chunks, dim=1), cache
+        chunks.run(end, input_ids.shape[1], embeds[:, end:])
+    return chunks.result(torch.cat(latents, dim=1), torch.cat(sources, dim=1))
+
+
+def jacobi_forward(
+    model: PreTrainedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    thought_mask: torch.Tensor | None,
+    cache: DynamicCache | None = None,
+    return_layers: bool = False,
+    iterations: int = 3,
+) -> Hidden:
+    """PCCoT (Wu et al. 2025): all latents updated in parallel by Jacobi iteration, instead of one at a time.
+
+    Pass 0 runs the columns up to the end of the latent block with the placeholders' own embeddings. Each
+    of the ``iterations`` that follow re-runs only the latent block over the cached prefix, with latent i
+    fed the output of the previous pass at latent i - 1 (latent 0 the output at ``<bot>``), through the
+    latent projection if the model has one; the last iteration runs together with the columns after the
+    block (``<eot>``, the answer), which therefore attend to the latents it fed. Latent i is exact (equal to
+    the sequential pass's) once i < t after t updates, so ``iterations`` equal to the latent count gives
+    :func:`forward_hidden`'s latents exactly (``tests/test_pccot.py``); fewer trade exactness for passes.
+    Gradients flow through every iteration. Every row needs a latent in every column of the block (PCCoT
+    gives each problem the same count).
+    """
+    if thought_mask is None or not bool(thought_mask.any()):
+        return forward_hidden(model, input_ids, attention_mask, None, cache, return_layers)
+    start, end = thought_columns(thought_mask)
+    if not bool(thought_mask[:, start:end].all()):
+        raise ValueError("the Jacobi pass needs the same number of latents in every row, in the same columns")
+    embeds = model.get_input_embeddings()(input_ids)
+    positions = position_ids(attention_mask)
+    cache = cache if cache is not None else DynamicCache(config=model.config)
+    project = feedback(model)
+    first = _Chunks(model, attention_mask, positions, cache, return_layers)
+    states = first.run(0, end, embeds[:, :end])
+    prefix = first.result()
+    if iterations == 0:
+        if end < input_ids.shape[1]:
+            first.run(end, input_ids.shape[1], embeds[:, end:])
+        return first.result(embeds[:, start:end], None)
+    at_bot, block = states[:, start - 1:start], states[:, start:end]
+    for t in range(1, iterations + 1):
+        # outputs at <bot> and at latents 0 .. n-2 become latents 0 .. n-1
+        sources = torch.cat([at_bot, block[:, :-1]], dim=1)
+        latents = project(sources).to(embeds.dtype)
+        cache.crop(start - cache.get_seq_length())  # a negative count: drop the previous pass's latent block
+        if t < iterations:
+            block = first.run(start, end, latents, keep=False)
+            continue
+        last = _Chunks(model, attention_mask, positions, cache, return_layers)
+        last.run(start, input_ids.shape[1], torch.cat([latents, embeds[:, end:]], dim=1))
+        tail = last.result()
+        layers = None
+        if return_layers:
+            layers = tuple(torch.cat([p[:, :start], q], dim=1) for p, q in zip(prefix.layers, tail.layers))
+        return Hidden(torch.cat([prefix.hidden[:, :start], tail.hidden], dim=1), cache, layers, latents, sources)
+    raise AssertionError("unreachable")
 
 
 def lm_loss_sum(model: PreTrainedModel, hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -165,20 +262,26 @@ def lm_loss_sum(model: PreTrainedModel, hidden: torch.Tensor, labels: torch.Tens
 
 
 class BatchLoss(NamedTuple):
-    """Summed losses of one collated batch and what each sums over; the trainer normalises them by the
-    counts of the whole (accumulated, all-process) batch."""
+    """Summed losses of one collated batch. The trainer divides ``lm_sum`` by the target tokens of the whole
+    (accumulated, all-process) batch, and each named term of ``terms`` by that batch's total of the examples'
+    ``loss_counts`` under the same name (the halting head's ``halt``: its decisions; CODI's ``teacher``:
+    teacher tokens; ...), then weights it by the method's ``loss_weights()``."""
 
     lm_sum: torch.Tensor
     n_tokens: int
-    halt_sum: torch.Tensor | None = None  # the halting head's, when the model has one and the batch decides
-    n_decisions: int = 0
+    terms: dict[str, torch.Tensor] = {}
 
 
 def batch_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> BatchLoss:
     """Training forward for any method: summed next-token loss (and halting loss) of one collated batch."""
-    hidden, _ = forward_hidden(model, batch["input_ids"], batch["attention_mask"], batch.get("thought_mask"))
+    return loss_of_pass(model, forward_hidden(model, batch["input_ids"], batch["attention_mask"],
+                                              batch.get("thought_mask")).hidden, batch)
+
+
+def loss_of_pass(model: PreTrainedModel, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> BatchLoss:
+    """The token loss (and halting loss) of a batch whose pass is done: ``hidden`` its final hidden states."""
     lm_sum, n_tokens = lm_loss_sum(model, hidden, batch["labels"])
     if "halt_targets" not in batch:
         return BatchLoss(lm_sum, n_tokens)
     halt_sum, n_decisions = halting_loss_sum(model, hidden, batch["halt_targets"])
-    return BatchLoss(lm_sum, n_tokens, halt_sum if n_decisions else None, n_decisions)
+    return BatchLoss(lm_sum, n_tokens, {"halt": halt_sum} if n_decisions else {})

@@ -28,7 +28,7 @@ from transformers import (
 )
 
 from ..config import ModelConfig, TokenizerConfig
-from .halting import CONFIG_KEY, MODULE_NAME, restore_halting_head
+from . import halting, projection
 from ..data.records import Record
 from ..tokenization import add_method_tokens, build_tokenizer, ensure_pad_token, load_tokenizer
 
@@ -113,7 +113,30 @@ def _load_smollm2(dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokeni
     path = smollm2_gguf_path()
     tokenizer = load_tokenizer(str(path.parent), gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype)
-    return model, tokenizer
+    return forget_dequantized_gguf(model), tokenizer
+
+
+def forget_dequantized_gguf(model: PreTrainedModel) -> PreTrainedModel:
+    """transformers dequantizes a GGUF file into plain float weights when it has no GGUF kernel (the CPU
+    case) but keeps the GGUF quantizer on the model, whose ``save_pretrained`` then refuses every checkpoint
+    ("quantized with gguf and is not serializable"). When every weight is a plain float tensor the model is
+    an ordinary one: drop the quantizer and its config record."""
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is None:
+        return model
+    plain = all(p.dtype.is_floating_point and type(p) in (torch.Tensor, torch.nn.Parameter) for p in model.parameters())
+    if not plain:
+        raise RuntimeError("model.source=smollm2: the GGUF weights stayed packed (a GGUF kernel is installed), and "
+                           "such a model cannot be checkpointed; uninstall the 'kernels' package to load plain weights")
+    model.hf_quantizer = None
+    if hasattr(model, "is_quantized"):
+        try:
+            model.is_quantized = False
+        except AttributeError:  # a read-only property in some versions
+            pass
+    if hasattr(model.config, "quantization_config"):
+        delattr(model.config, "quantization_config")
+    return model
 
 
 def resize_for_tokenizer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
@@ -199,8 +222,8 @@ def load_checkpoint_model(directory: str | os.PathLike, dtype: str = "float32"
         raise FileNotFoundError(f"{directory}: not a saved model (no config.json)")
     check_weights(directory)
     try:
-        if _records_halting_head(directory):
-            model = _load_with_halting_head(directory, _DTYPES[dtype])
+        if _records_attached_modules(directory):
+            model = _load_with_attached_modules(directory, _DTYPES[dtype])
         else:
             model = AutoModelForCausalLM.from_pretrained(directory, dtype=_DTYPES[dtype])
     except CheckpointError:
@@ -218,18 +241,24 @@ def load_checkpoint_model(directory: str | os.PathLike, dtype: str = "float32"
     return model, tokenizer
 
 
-def _records_halting_head(directory: Path) -> bool:
+# Submodules latentcot adds to a HuggingFace model (config.json key, module name, restore function).
+ATTACHED_MODULES = ((halting.CONFIG_KEY, halting.MODULE_NAME, halting.restore_halting_head),
+                    (projection.CONFIG_KEY, projection.MODULE_NAME, projection.restore_latent_projection))
+
+
+def _records_attached_modules(directory: Path) -> bool:
     import json
 
     try:
-        return CONFIG_KEY in json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        recorded = json.loads((directory / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
+    return any(key in recorded for key, _, _ in ATTACHED_MODULES)
 
 
-def _load_with_halting_head(directory: Path, dtype: torch.dtype) -> PreTrainedModel:
-    """``from_pretrained`` does not know the halting head, so it would report the head's weights as
-    unexpected: load quietly, check that nothing else went unused or missing, then restore the head."""
+def _load_with_attached_modules(directory: Path, dtype: torch.dtype) -> PreTrainedModel:
+    """``from_pretrained`` does not know the halting head or the latent projection, so it would report their
+    weights as unexpected: load quietly, check that nothing else went unused or missing, then restore them."""
     from transformers.utils import logging as hf_logging
 
     from ..runs import CheckpointError
@@ -240,15 +269,17 @@ def _load_with_halting_head(directory: Path, dtype: torch.dtype) -> PreTrainedMo
         model, info = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, output_loading_info=True)
     finally:
         hf_logging.set_verbosity(level)
+    ours = tuple(name + "." for _, name, _ in ATTACHED_MODULES)
     missing = sorted(info.get("missing_keys", ()))
-    unused = sorted(k for k in info.get("unexpected_keys", ()) if not k.startswith(MODULE_NAME + "."))
+    unused = sorted(k for k in info.get("unexpected_keys", ()) if not k.startswith(ours))
     if missing or unused or info.get("mismatched_keys"):
         parts = [f"missing {', '.join(missing[:4])}" if missing else "",
                  f"unused {', '.join(unused[:4])}" if unused else "",
                  "shapes that do not match" if info.get("mismatched_keys") else ""]
         raise CheckpointError(f"{directory}: the weights do not fit the model config.json describes: "
                               f"{'; '.join(p for p in parts if p)}")
-    restore_halting_head(model, directory)
+    for _, _, restore in ATTACHED_MODULES:
+        restore(model, directory)
     return model
 
 

@@ -81,24 +81,12 @@ def detach_halting_head(model: nn.Module) -> None:
 
 def restore_halting_head(model: nn.Module, directory: str | Path) -> None:
     """After ``from_pretrained``: rebuild the head a checkpoint's config records and load its weights."""
-    from safetensors import safe_open
+    from .projection import load_prefixed_weights
 
     spec = getattr(model.config, CONFIG_KEY, None)
     if not spec:
         return
-    head = attach_halting_head(model, int(spec.get("width", 0)))
-    prefix = MODULE_NAME + "."
-    state = {}
-    for path in sorted(Path(directory).glob("*.safetensors")):
-        with safe_open(str(path), framework="pt") as handle:
-            for key in handle.keys():
-                if key.startswith(prefix):
-                    state[key[len(prefix):]] = handle.get_tensor(key)
-    missing = set(head.state_dict()) - set(state)
-    if missing:
-        raise ValueError(f"{directory}: config.json records a halting head but the weights lack "
-                         f"{', '.join(sorted(prefix + k for k in missing))}")
-    head.load_state_dict(state)
+    load_prefixed_weights(attach_halting_head(model, int(spec.get("width", 0))), directory, MODULE_NAME)
 
 
 def needed_thoughts(n_steps: int, c_thought: int, max_latent_stage: int) -> int:

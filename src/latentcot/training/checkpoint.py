@@ -26,12 +26,16 @@ from ..runtime import rng_state
 
 def save_checkpoint(output_dir: str | Path, epoch: int, model, tokenizer, optimizer_state: dict, cfg: Config,
                     state: dict[str, Any], keep: int = 0, model_state: dict | None = None,
-                    step: int | None = None) -> Path:
+                    step: int | None = None, side_modules: dict | None = None) -> Path:
     """``model_state`` replaces ``model.state_dict()`` when the live weights are sharded (FSDP);
-    ``step`` makes it a mid-epoch checkpoint (see :func:`checkpoint_dir`)."""
+    ``step`` makes it a mid-epoch checkpoint (see :func:`checkpoint_dir`). ``side_modules`` (a method's
+    trainable modules beside the model: SIM-CoT's step decoder) go in subdirectories of their names, which
+    ``latentcot export`` does not copy."""
     target = checkpoint_dir(output_dir, epoch, step)
     with atomic_directory(target) as tmp:
         model.save_pretrained(tmp, safe_serialization=True, state_dict=model_state)
+        for name, module in (side_modules or {}).items():
+            module.save_pretrained(tmp / name, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         save_config(cfg, tmp / "config.yaml")
         torch.save(optimizer_state, tmp / "optimizer.pt")

@@ -22,8 +22,7 @@ from ..data.io import check_writable, load_records
 from ..data.records import Record
 from ..methods import Example, Method, TokenizedRecord, build_method, method_class, tokenize_records
 from ..models import build_model_and_tokenizer, load_checkpoint_model, resize_for_tokenizer
-from ..models.continuous import batch_loss, collate
-from ..models.halting import attach_halting_head, decision_count, detach_halting_head, halting_head
+from ..models.halting import attach_halting_head, detach_halting_head, halting_head
 from ..progress import progress_bar
 from .. import runs
 from ..runs import TrainingStopped
@@ -38,11 +37,6 @@ from .metrics import MetricsLog
 def label_count(example: Example) -> int:
     """Targets this example contributes to the next-token loss (labels shifted by one)."""
     return sum(1 for label in example.labels[1:] if label != -100)
-
-
-def halting_decisions(example: Example) -> int:
-    """Halting decisions this example contributes (none for methods without continuous thoughts)."""
-    return decision_count(example.n_thoughts) if example.halt_from >= 0 else 0
 
 
 @dataclass
@@ -91,6 +85,11 @@ class Trainer:
             base = self.model.base_model
             base.forward = torch.compile(base.forward, dynamic=True)
         self.method: Method = build_method(cfg.method, self.tokenizer)
+        self.method.prepare_model(self.model)
+        self.method.build_side_modules(self.model, resume_from)
+        if self.sharded and self.method.side_modules:
+            raise ValueError(f"config key 'train.fsdp': method {self.method.name!r} trains modules beside the model "
+                             f"({', '.join(self.method.side_modules)}), which FSDP would not shard; use DDP")
         self.augmenting = cfg.data.shuffle_graph or cfg.data.relabel_nodes
         if self.augmenting and not self.method.records_can_change:
             raise ValueError(f"config keys 'data.shuffle_graph'/'data.relabel_nodes': method {self.method.name!r} "
@@ -106,7 +105,7 @@ class Trainer:
         self.total_steps = (cfg.train.schedule_epochs or cfg.train.epochs) * max(self.epoch_size // cfg.train.batch_size, 1)
         self.autocast = self._autocast()
         self._last_save = time.monotonic()
-        self.last_halt_loss: float | None = None  # the halting head's mean loss on the last step
+        self.last_terms: dict[str, float] = {}  # the mean of each of the method's own loss terms on the last step
         self.metrics = MetricsLog(self.output_dir / "metrics.jsonl", enabled=self.dist.is_main,
                                   tensorboard_dir=self.output_dir / "tensorboard" if cfg.train.tensorboard else None)
         if resume_from is not None:
@@ -226,8 +225,15 @@ class Trainer:
         # On a GPU, the fused kernel (one launch for every parameter) unless FSDP shards them; on the
         # CPU the for-loop, which measured as fast as foreach and fused there (docs/prosqa_full_cpu.md)
         gpu = self.device.type == "cuda"
-        return torch.optim.AdamW(self.model.parameters(), lr=t.lr, betas=tuple(t.adam_betas), weight_decay=t.weight_decay,
+        return torch.optim.AdamW(self.trainable_parameters(), lr=t.lr, betas=tuple(t.adam_betas), weight_decay=t.weight_decay,
                                  fused=gpu and not self.sharded or None, foreach=gpu and self.sharded or None)
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        """The model's parameters, then those of the method's side modules (SIM-CoT's step decoder)."""
+        params = list(self.model.parameters())
+        for module in self.method.side_modules.values():
+            params += list(module.parameters())
+        return params
 
     def _autocast(self):
         return autocast_for(self.cfg.train.precision, self.device)
@@ -318,27 +324,31 @@ class Trainer:
     def train_step(self, batch: list[Example]) -> float:
         """One optimizer step on a global batch; returns its mean token loss."""
         total_tokens = max(sum(label_count(e) for e in batch), 1)
-        # The halting head's loss is a mean over the batch's decisions, weighted against the token mean.
-        total_decisions = max(sum(halting_decisions(e) for e in batch), 1)
-        halt_weight = self.cfg.method.halt_weight if self.cfg.method.halting else 0.0
+        # Each of the method's own loss terms (the halting head's, CODI's teacher and distillation, SIM-CoT's
+        # step decoder) is a mean over its own denominator in the whole batch, weighted against the token mean.
+        weights = {name: w for name, w in self.method.loss_weights().items() if w}
+        totals = {name: max(sum(e.loss_counts.get(name, 0) for e in batch), 1) for name in weights}
         self.model.train()
+        for module in self.method.side_modules.values():
+            module.train()
         self.optimizer.zero_grad(set_to_none=True)
-        loss_sum, halt_sum = 0.0, 0.0
+        loss_sum = 0.0
+        term_sums = dict.fromkeys(weights, 0.0)
         for micro in self.micro_batches(batch):
-            tensors = collate(micro, self.tokenizer.pad_token_id,
-                              self.method.thought_id if self.method.continuous else None)
+            tensors = self.method.collate(micro, self.tokenizer.pad_token_id)
             tensors = {k: v.to(self.device) for k, v in tensors.items()}
             with self.autocast():
-                parts = batch_loss(self.model, tensors)
+                parts = self.method.batch_loss(self.model, tensors)
             loss = parts.lm_sum / total_tokens
-            if parts.halt_sum is not None and halt_weight:
-                loss = loss + halt_weight * parts.halt_sum / total_decisions
-                halt_sum += parts.halt_sum.item()
+            for name, value in parts.terms.items():
+                if name in weights:
+                    loss = loss + weights[name] * value / totals[name]
+                    term_sums[name] += value.item()
             # FSDP averages the sharded gradients over processes; scaling by the process count turns
             # that average into the sum the normalisation needs.
             (loss * self.dist.world_size if self.sharded else loss).backward()
             loss_sum += parts.lm_sum.item()
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        params = [p for p in self.trainable_parameters() if p.requires_grad]
         replicated = [p for p in params if not is_sharded(p)]
         sum_gradients(replicated, self.dist)
         if self.sharded:
@@ -353,10 +363,11 @@ class Trainer:
             clip_grad_norm(params, self.cfg.train.grad_clip, self.dist)
         self.optimizer.step()
         if self.dist.enabled:
-            summed = torch.tensor([loss_sum, halt_sum], device=self.device)
+            summed = torch.tensor([loss_sum, *term_sums.values()], device=self.device, dtype=torch.float64)
             torch.distributed.all_reduce(summed)
-            loss_sum, halt_sum = summed.tolist()
-        self.last_halt_loss = halt_sum / total_decisions if halt_weight else None
+            loss_sum, *sums = summed.tolist()
+            term_sums = dict(zip(term_sums, sums))
+        self.last_terms = {f"{name}_loss": value / totals[name] for name, value in term_sums.items()}
         return loss_sum / total_tokens
 
     def train_epoch(self, epoch: int) -> float:
@@ -383,8 +394,7 @@ class Trainer:
             bar.update()
             bar.set_postfix(loss=f"{loss:.4f}")
             if self.state.step % max(self.cfg.train.log_every, 1) == 0:
-                halt = {} if self.last_halt_loss is None else {"halt_loss": self.last_halt_loss}
-                self.metrics.log("train", self.state.step, epoch=epoch, stage=stage, loss=loss, **halt,
+                self.metrics.log("train", self.state.step, epoch=epoch, stage=stage, loss=loss, **self.last_terms,
                                  lr=self.optimizer.param_groups[0]["lr"], elapsed=round(time.perf_counter() - start, 3))
             if self.state.batch < len(batches) and self._mid_epoch_save_due():
                 self.save_progress(epoch)
@@ -432,7 +442,8 @@ class Trainer:
                 state.update(batch=self.state.batch, epoch_losses=self.state.epoch_losses)
             path = ckpt.save_checkpoint(self.output_dir, completed, self.model, self.tokenizer, optimizer_state,
                                         self.cfg, state, keep=self.cfg.train.keep_checkpoints,
-                                        model_state=model_state, step=self.state.step if mid_epoch else None)
+                                        model_state=model_state, step=self.state.step if mid_epoch else None,
+                                        side_modules=self.method.side_modules)
         barrier(self.dist)
         self._last_save = time.monotonic()
         return path
@@ -499,4 +510,4 @@ def train(cfg: Config, **kwargs) -> Trainer:
     return trainer
 
 
-__all__ = ["Trainer", "TrainState", "TrainingStopped", "train", "label_count", "halting_decisions"]
+__all__ = ["Trainer", "TrainState", "TrainingStopped", "train", "label_count"]

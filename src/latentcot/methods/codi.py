@@ -1,0 +1,193 @@
+"""CODI (Shen et al., EMNLP 2025) and PCCoT (Wu et al., EMNLP 2025): latents taught by self-distillation.
+
+One model plays two parts in each step. The *teacher* reads the question, the written steps and the answer
+and is trained on steps and answer. The *student* reads the question, ``<bot>``, a fixed number of latents
+(each the previous position's final hidden state through the latent projection,
+:mod:`latentcot.models.projection`), ``<eot>`` and the answer, and is trained on the answer. The
+distillation pulls the student's hidden states at the position before the answer (``<eot>`` in both
+sequences, the part CODI's ``:`` of "The answer is:" plays) toward the teacher's, at every layer: a SmoothL1
+(or MSE) distance averaged over the hidden dimensions, divided by the spread (standard deviation) of the
+teacher's state at that layer, averaged over layers, with the teacher side detached (a target, not a
+thing to move). The loss is student CE + ``teacher_weight`` x teacher CE + ``distill_weight`` x distillation.
+
+Two choices differ from the released code, both so that one step is the same whatever the batch is split
+into (gradient accumulation, several processes): the standard deviation is each problem's own (over the
+hidden dimensions) rather than the whole batch's, and the teacher's states come from the same pass as its
+loss, detached, not from a second no-grad pass (equal without dropout).
+
+PCCoT replaces the sequential latent pass by Jacobi iterations over all latents at once
+(:func:`~latentcot.models.continuous.jacobi_forward`) and distils over the blocks' outputs without the
+embedding output; everything else is CODI's. Neither has a curriculum: every epoch trains all latents.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..models.projection import attach_latent_projection, detach_latent_projection, latent_projection
+from ..tokenization import EOT
+from .base import Example, TokenizedRecord, assemble
+from .coconut import Coconut
+
+
+def distillation_sum(student_layers: Sequence[torch.Tensor], teacher_layers: Sequence[torch.Tensor],
+                     student_at: torch.Tensor, teacher_at: torch.Tensor, kind: str = "smooth_l1") -> torch.Tensor:
+    """Summed over the batch's problems: the mean over layers of distance(student, teacher) / std(teacher),
+    each layer's states taken at the row's own position (``student_at``, ``teacher_at``: (batch,))."""
+    rows = torch.arange(student_at.shape[0], device=student_at.device)
+    distance = F.smooth_l1_loss if kind == "smooth_l1" else F.mse_loss
+    per_layer = []
+    for student, teacher in zip(student_layers, teacher_layers):
+        s = student[rows, student_at]
+        t = teacher[rows, teacher_at].detach()
+        dtype = torch.promote_types(s.dtype, torch.float32)
+        s, t = s.to(dtype), t.to(dtype)
+        per_layer.append(distance(s, t, reduction="none").mean(-1) / t.std(-1))
+    return torch.stack(per_layer).mean(0).sum()
+
+
+def _label_count(example: Example) -> int:
+    return sum(1 for label in example.labels[1:] if label != -100)
+
+
+class CODI(Coconut):
+    name = "codi"
+    renders_stage_targets = False
+    paper_latents = 6  # Shen et al.: 6 latents on GSM8k-Aug
+    distill_embeddings = True  # CODI distils the embedding output too; PCCoT only the blocks'
+
+    def __init__(self, cfg, tokenizer):
+        super().__init__(cfg, tokenizer)
+        for key, ok, expected in (
+                ("latents", cfg.latents == -1 or cfg.latents >= 1, "at least 1 (-1 = the paper's)"),
+                ("projection_dim", cfg.projection_dim == -1 or cfg.projection_dim >= 1,
+                 "at least 1 (-1 = the hidden size)"),
+                ("jacobi_iterations", cfg.jacobi_iterations >= 0, "at least 0"),
+                ("teacher_weight", cfg.teacher_weight >= 0, "at least 0"),
+                ("distill_weight", cfg.distill_weight >= 0, "at least 0")):
+            if not ok:
+                raise ValueError(f"config key 'method.{key}': expected {expected}, got {getattr(cfg, key)!r}")
+        if cfg.halting or cfg.inference_thoughts == "auto":
+            raise ValueError(f"config key 'method.halting': method {self.name!r} trains a fixed number of latents "
+                             "(method.latents); a halting head needs Coconut's curriculum")
+
+    @property
+    def n_latents(self) -> int:
+        return self.cfg.latents if self.cfg.latents >= 1 else self.paper_latents
+
+    # -- the model ---------------------------------------------------------------------------------
+    def prepare_model(self, model) -> None:
+        if self.cfg.projection and latent_projection(model) is None:
+            attach_latent_projection(model, self.cfg.projection_dim)
+        elif not self.cfg.projection and latent_projection(model) is not None:
+            detach_latent_projection(model)
+
+    # -- schedule and rendering --------------------------------------------------------------------
+    def stage_at(self, epoch: int) -> int:
+        return 0
+
+    def default_thoughts(self) -> int:
+        fixed = self.cfg.inference_thoughts
+        return fixed if isinstance(fixed, int) and fixed >= 0 else self.n_latents
+
+    def thought_cap(self) -> int:
+        return self.n_latents
+
+    def teacher_example(self, record: TokenizedRecord) -> Example:
+        """Question, steps, ``<eot>`` and the answer; the loss on steps and answer."""
+        steps = [ids for step in record.steps for ids in step]
+        return assemble([(record.question, False), (steps, True), ([self.token_ids[EOT]], False),
+                         (record.answer, True)])
+
+    def train_example(self, record: TokenizedRecord, epoch: int, rng: random.Random) -> Example:
+        student = self.render(record, self.n_latents, 0)
+        teacher = self.teacher_example(record)
+        student = replace(student, companion=teacher,
+                          loss_counts={"teacher": _label_count(teacher), "distill": 1})
+        return self.with_step_targets(student, record, len(record.steps))
+
+    # -- the loss ----------------------------------------------------------------------------------
+    def collate(self, examples: Sequence[Example], pad_id: int, align: str = "thoughts") -> dict:
+        from ..models.continuous import collate
+
+        batch = super().collate(examples, pad_id, align)
+        if any(e.companion is None for e in examples):
+            return batch  # inference prompts carry no teacher
+        teacher = collate([e.companion for e in examples], pad_id, None, align="right")
+        eot = self.token_ids[EOT]
+        batch.update(teacher_input_ids=teacher["input_ids"], teacher_attention_mask=teacher["attention_mask"],
+                     teacher_labels=teacher["labels"],
+                     student_at=_first_column(batch["input_ids"] == eot),
+                     teacher_at=_first_column(teacher["input_ids"] == eot))
+        return batch
+
+    def batch_loss(self, model, batch: dict):
+        from ..models.continuous import lm_loss_sum, loss_of_pass, position_ids
+
+        student = self.forward_hidden(model, batch["input_ids"], batch["attention_mask"], batch.get("thought_mask"),
+                                      return_layers=True)
+        parts = loss_of_pass(model, student.hidden, batch)
+        mask = batch["teacher_attention_mask"]
+        base = model.base_model
+        teacher = base(input_ids=batch["teacher_input_ids"], attention_mask=mask, position_ids=position_ids(mask),
+                       output_hidden_states=True, use_cache=False)
+        teacher_sum, _ = lm_loss_sum(model, teacher.last_hidden_state, batch["teacher_labels"])
+        first = 0 if self.distill_embeddings else 1
+        distill = distillation_sum(student.layers[first:], teacher.hidden_states[first:], batch["student_at"],
+                                   batch["teacher_at"], self.cfg.distill_loss)
+        parts = parts._replace(terms={**parts.terms, "teacher": teacher_sum, "distill": distill})
+        return self.with_step_loss(parts, student, batch)
+
+    def loss_weights(self) -> dict[str, float]:
+        return {**super().loss_weights(), "teacher": self.cfg.teacher_weight, "distill": self.cfg.distill_weight}
+
+
+def _first_column(hits: torch.Tensor) -> torch.Tensor:
+    """Per row, the first column where ``hits`` is true (every row must have one)."""
+    if not bool(hits.any(1).all()):
+        raise ValueError("every CODI sequence needs <eot> before its answer")
+    return hits.long().argmax(1)
+
+
+class PCCoT(CODI):
+    """PCCoT: CODI's losses, with the latents computed in parallel by ``method.jacobi_iterations`` Jacobi
+    updates instead of one after another (Wu et al.: 24 latents, 3 iterations)."""
+
+    name = "pccot"
+    paper_latents = 24
+    distill_embeddings = False
+
+    def forward_hidden(self, model, input_ids, attention_mask, thought_mask=None, cache=None,
+                       return_layers: bool = False):
+        from ..models.continuous import jacobi_forward
+
+        return jacobi_forward(model, input_ids, attention_mask, thought_mask, cache, return_layers,
+                              iterations=self.cfg.jacobi_iterations)
+
+    def prompt_calls(self, thought_mask, width: int) -> int:
+        """Pass 0 (question, ``<bot>``, placeholders), then one pass per iteration, the last with ``<eot>``."""
+        if thought_mask is None or not bool(thought_mask.any()):
+            return 1
+        end = int(thought_mask.any(0).nonzero().flatten()[-1]) + 1
+        t = self.cfg.jacobi_iterations
+        return 1 + t if t else 1 + (1 if end < width else 0)
+
+    def fill_thoughts_naive(self, model, embeds, columns: Sequence[int]):
+        """Jacobi without a cache: each iteration re-runs the sequence up to the latent block and sets every
+        latent from the output one position before it."""
+        from ..models.projection import feedback
+
+        if not columns:
+            return embeds, 0
+        start, end = columns[0], columns[-1] + 1
+        project = feedback(model)
+        for _ in range(self.cfg.jacobi_iterations):
+            states = model(inputs_embeds=embeds[:, :end], output_hidden_states=True, use_cache=False).hidden_states[-1]
+            embeds = torch.cat([embeds[:, :start], project(states[:, start - 1:end - 1]).to(embeds.dtype),
+                                embeds[:, end:]], dim=1)
+        return embeds, self.cfg.jacobi_iterations

@@ -1,0 +1,88 @@
+"""The latent projection of CODI and PCCoT: what a latent's input embedding is made of.
+
+Coconut feeds the previous position's final hidden state back unchanged. CODI (Shen et al. 2025) and PCCoT
+(Wu et al. 2025) pass it through ``Linear(d, p) -> GELU -> Linear(p, d) -> LayerNorm(d)`` first (``p = d``
+for GPT-2 in both papers): the final hidden state lives in the LM head's space, the input embedding in the
+embedding table's, and the projection learns the map between them.
+
+Like the halting head, the projection is a submodule of the HuggingFace model (``latent_projection``), so it
+travels in ``model.safetensors`` through checkpoints and exports; ``config.json`` records it under
+``latentcot_latent_projection`` and :func:`restore_latent_projection` rebuilds it after ``from_pretrained``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+CONFIG_KEY = "latentcot_latent_projection"
+MODULE_NAME = "latent_projection"
+
+
+class LatentProjection(nn.Module):
+    def __init__(self, hidden_size: int, width: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(hidden_size, width), nn.GELU(), nn.Linear(width, hidden_size),
+                                 nn.LayerNorm(hidden_size))
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.net(hidden)
+
+
+def attach_latent_projection(model: nn.Module, width: int = -1) -> LatentProjection:
+    """Give ``model`` a new projection (``width`` -1 = the hidden size) and record it in its config."""
+    reference = model.get_input_embeddings().weight
+    hidden = reference.shape[1]
+    width = hidden if width == -1 else width
+    projection = LatentProjection(hidden, width).to(device=reference.device, dtype=reference.dtype)
+    model.add_module(MODULE_NAME, projection)
+    setattr(model.config, CONFIG_KEY, {"width": width})
+    return projection
+
+
+def latent_projection(model: nn.Module) -> LatentProjection | None:
+    found = getattr(model, MODULE_NAME, None)
+    return found if isinstance(found, LatentProjection) else None
+
+
+def detach_latent_projection(model: nn.Module) -> None:
+    if latent_projection(model) is not None:
+        delattr(model, MODULE_NAME)
+    if hasattr(model.config, CONFIG_KEY):
+        delattr(model.config, CONFIG_KEY)
+
+
+def feedback(model: nn.Module):
+    """The map from a final hidden state to the next latent's input embedding: the model's projection,
+    or the identity (Coconut)."""
+    projection = latent_projection(model)
+    return projection if projection is not None else (lambda hidden: hidden)
+
+
+def load_prefixed_weights(module: nn.Module, directory: str | Path, prefix: str) -> None:
+    """Load ``module``'s weights from the tensors under ``prefix.`` in a checkpoint's safetensors files;
+    one clear error when some are missing."""
+    from safetensors import safe_open
+
+    prefix = prefix + "."
+    state = {}
+    for path in sorted(Path(directory).glob("*.safetensors")):
+        with safe_open(str(path), framework="pt") as handle:
+            for key in handle.keys():
+                if key.startswith(prefix):
+                    state[key[len(prefix):]] = handle.get_tensor(key)
+    missing = set(module.state_dict()) - set(state)
+    if missing:
+        raise ValueError(f"{directory}: config.json records {prefix[:-1]} but the weights lack "
+                         f"{', '.join(sorted(prefix + k for k in missing))}")
+    module.load_state_dict(state)
+
+
+def restore_latent_projection(model: nn.Module, directory: str | Path) -> None:
+    """After ``from_pretrained``: rebuild the projection a checkpoint's config records and load its weights."""
+    spec = getattr(model.config, CONFIG_KEY, None)
+    if not spec:
+        return
+    load_prefixed_weights(attach_latent_projection(model, int(spec.get("width", -1))), directory, MODULE_NAME)
