@@ -354,3 +354,63 @@ def test_bad_settings_are_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match="method.step_decoder.*no training problem has steps"):
         Trainer(tiny_config(tmp_path, "method.name=coconut", "method.step_decoder=true", name="bad"),
                 train_records=stepless)
+
+
+def test_compare_eval_export_generate_and_analyses_take_the_new_methods(tmp_path, capsys):
+    import json
+
+    from latentcot.cli import main
+    from test_compare import write_plan
+
+    runs = [{"name": "cot", "overrides": ["method.name=cot"]},
+            {"name": "codi", "overrides": ["method.name=codi", "train.init_from=@cot", "method.latents=2"]},
+            {"name": "pccot", "overrides": ["method.name=pccot", "train.init_from=@cot", "method.latents=3",
+                                            "method.jacobi_iterations=2"]},
+            {"name": "codi_step_decoder", "overrides": ["method.name=codi", "train.init_from=@cot", "method.latents=2",
+                                                        "method.step_decoder=true"]}]
+    plan = write_plan(tmp_path, runs)
+    assert main(["compare", str(plan)]) == 0
+    out = tmp_path / "cmp"
+    rows = {r["method"]: r for r in json.loads((out / "comparison.json").read_text())["rows"]}
+    assert list(rows) == ["cot", "codi", "pccot", "codi_step_decoder"]
+    for name, latents in (("codi", 2), ("pccot", 3), ("codi_step_decoder", 2)):
+        lines = [json.loads(x) for x in (out / "eval" / f"{name}.jsonl").read_text().splitlines()]
+        assert all(x["n_thoughts"] == latents and x["generated_tokens"] >= latents for x in lines)
+    valid = str(tmp_path / "valid.json")
+    for name in ("pccot", "codi_step_decoder"):
+        run = str(out / name)
+        assert main(["analyze", "search", run, "--data", valid, "--n-thoughts", "2",
+                     "--out", str(tmp_path / name / "search")]) == 0
+        assert json.loads((tmp_path / name / "search" / "search.json").read_text())["frontier"]
+        assert main(["analyze", "paths", run, "--data", valid, "--k", "0..2", "--out", str(tmp_path / name / "paths"),
+                     "--batch-size", "2"]) == 0
+        exported = tmp_path / name / "exported"
+        assert main(["export", run, "--out", str(exported)]) == 0
+        assert not (exported / "step_decoder").exists()
+        assert main(["eval", str(exported), "--data", valid, "--out", str(tmp_path / name / "eval.jsonl")]) == 0
+        assert main(["generate", str(exported), "--question", tiny_prosqa(1)[0].question]) == 0
+
+
+def test_resuming_with_the_other_step_decoder_setting_is_one_clear_error(tmp_path):
+    records = tiny_prosqa(8, seed=3)
+    train(tiny_config(tmp_path, "train.epochs=1", "method.step_decoder=true", name="run"), train_records=records)
+    with pytest.raises(ValueError, match="method.step_decoder.*false.*trained with a step decoder"):
+        Trainer(tiny_config(tmp_path, "train.epochs=2", name="run"), train_records=records)
+    train(tiny_config(tmp_path, "train.epochs=1", name="plain"), train_records=records)
+    with pytest.raises(ValueError, match="method.step_decoder.*true.*without a step decoder"):
+        Trainer(tiny_config(tmp_path, "train.epochs=2", "method.step_decoder=true", name="plain"),
+                train_records=records)
+
+
+def test_a_teacher_sequence_beyond_the_context_is_refused_before_training(tmp_path):
+    records = tiny_prosqa(8, seed=3)
+    roomy = Trainer(tiny_config(tmp_path, "method.name=codi", "method.latents=1", name="roomy"), train_records=records)
+    examples = [roomy.method.train_example(r, 0, random.Random(0)) for r in roomy.train_tokens]
+    student = max(len(e.input_ids) for e in examples)
+    teacher = max(len(e.companion.input_ids) for e in examples)
+    assert teacher > student  # one latent is shorter than the written steps
+    with pytest.raises(ValueError, match=f"model.n_positions.*holds {student} positions"):
+        Trainer(tiny_config(tmp_path, "method.name=codi", "method.latents=1", f"model.n_positions={student}",
+                            name="short"), train_records=records)
+    Trainer(tiny_config(tmp_path, "method.name=codi", "method.latents=1", f"model.n_positions={teacher}",
+                        name="fits"), train_records=records)

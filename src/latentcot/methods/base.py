@@ -53,6 +53,9 @@ class Method:
             raise ValueError(f"method {self.name!r} needs special tokens {missing} in the tokenizer; "
                              "build the model with the method's special_tokens")
         self.token_ids = {t: tokenizer.convert_tokens_to_ids(t) for t in self.special_tokens}
+        # trainable modules beside the model (SIM-CoT's step decoder): checkpointed, never exported or used
+        # at inference; filled by build_side_modules
+        self.side_modules: dict = {}
         self.thought_id = self.token_ids[self.thought_token] if self.thought_token else None
         _check_adaptive_keys(cfg)
         adaptive = "method.halting=true" if cfg.halting else (
@@ -108,8 +111,6 @@ class Method:
     # SIM-CoT's step decoder) override them.
     def prepare_model(self, model) -> None:
         """Once, before the optimizer is built: add the submodules this method trains inside the model."""
-
-    side_modules: dict = {}  # trainable modules beside the model: checkpointed, never exported or used at inference
 
     def build_side_modules(self, model, resume_from: Path | None) -> None:
         """Once, after :meth:`prepare_model`: build ``side_modules`` fresh, or load them from the checkpoint

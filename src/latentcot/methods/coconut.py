@@ -30,7 +30,6 @@ class Coconut(Method):
     def __init__(self, cfg, tokenizer):
         super().__init__(cfg, tokenizer)
         simcot.check_step_decoder(cfg)
-        self.side_modules = {}
 
     def stage_at(self, epoch: int) -> int:
         return self.cfg.start_stage + epoch // max(self.cfg.epochs_per_stage, 1)
@@ -98,6 +97,11 @@ class Coconut(Method):
 
     def build_side_modules(self, model, resume_from: Path | None) -> None:
         if not self.cfg.step_decoder:
+            if resume_from is not None and (resume_from / simcot.DECODER_NAME).exists():
+                # its optimizer state holds the decoder's parameters too, and would not load
+                raise ValueError(f"config key 'method.step_decoder': false, but the checkpoint {resume_from} was "
+                                 "trained with a step decoder; keep the run's setting, or start a new run with "
+                                 "train.init_from")
             return
         reference = model.get_input_embeddings().weight
         decoder = (simcot.load_decoder(resume_from, reference.dtype, reference.device) if resume_from is not None

@@ -67,7 +67,6 @@ class CODI(Coconut):
                 ("latents", cfg.latents == -1 or cfg.latents >= 1, "at least 1 (-1 = the paper's)"),
                 ("projection_dim", cfg.projection_dim == -1 or cfg.projection_dim >= 1,
                  "at least 1 (-1 = the hidden size)"),
-                ("jacobi_iterations", cfg.jacobi_iterations >= 0, "at least 0"),
                 ("teacher_weight", cfg.teacher_weight >= 0, "at least 0"),
                 ("distill_weight", cfg.distill_weight >= 0, "at least 0")):
             if not ok:
@@ -161,6 +160,11 @@ class PCCoT(CODI):
     name = "pccot"
     paper_latents = 24
     distill_embeddings = False
+
+    def __init__(self, cfg, tokenizer):
+        super().__init__(cfg, tokenizer)
+        if cfg.jacobi_iterations < 0:
+            raise ValueError(f"config key 'method.jacobi_iterations': expected at least 0, got {cfg.jacobi_iterations!r}")
 
     def forward_hidden(self, model, input_ids, attention_mask, thought_mask=None, cache=None,
                        return_layers: bool = False):

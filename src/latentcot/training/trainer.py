@@ -162,7 +162,9 @@ class Trainer:
         rng = random.Random(0)
         for epoch in range(self.cfg.train.epochs):
             for record in longest:
-                length = len(self.method.train_example(record, epoch, rng).input_ids)
+                example = self.method.train_example(record, epoch, rng)
+                # a second rendering (CODI's teacher) runs through the same positions
+                length = max(len(example.input_ids), len(example.companion.input_ids) if example.companion else 0)
                 if length > context:
                     raise ValueError(f"config key 'model.n_positions': the model holds {context} positions, but "
                                      f"training problems take up to {length} tokens (epoch {epoch + 1}); raise it")
