@@ -87,17 +87,8 @@ FULL = {"preset": "cpu-small", "train_batch": 32, "repeats": 5, "gen_repeats": 2
 QUICK = {"preset": "tiny", "train_batch": 4, "repeats": 1, "gen_repeats": 1, "gen_batch": 4, "gen_problems": 4}
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device) -> float:
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - start
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark, when run from elsewhere
+from bench_coconut import sync, timed  # noqa: E402
 
 
 def non_defaults(cfg: MethodConfig) -> dict:

@@ -11,8 +11,12 @@ import random
 from pathlib import Path
 from typing import ClassVar, Sequence
 
+import torch
+
 from ..config import MethodConfig
 from ..examples import IGNORE_INDEX, Example, assemble  # noqa: F401  (public here too)
+from ..models import continuous
+from ..models.projection import feedback
 from ..tokenization import TokenizedRecord, tokenize_record, tokenize_records  # noqa: F401  (public here too)
 
 
@@ -117,16 +121,12 @@ class Method:
         a run resumes from."""
 
     def collate(self, examples: Sequence[Example], pad_id: int, align: str = "thoughts") -> dict:
-        from ..models.continuous import collate
-
-        return collate(examples, pad_id, self.thought_id if self.continuous else None, align)
+        return continuous.collate(examples, pad_id, self.thought_id if self.continuous else None, align)
 
     def forward_hidden(self, model, input_ids, attention_mask, thought_mask=None, cache=None,
                        return_layers: bool = False):
         """The pass that fills the continuous thoughts in (:func:`~latentcot.models.continuous.forward_hidden`)."""
-        from ..models.continuous import forward_hidden
-
-        return forward_hidden(model, input_ids, attention_mask, thought_mask, cache, return_layers)
+        return continuous.forward_hidden(model, input_ids, attention_mask, thought_mask, cache, return_layers)
 
     def prompt_calls(self, thought_mask, width: int) -> int:
         """Model calls :meth:`forward_hidden` makes for a prompt batch (the same for every row: thoughts share
@@ -141,10 +141,6 @@ class Method:
         """The no-cache reference of :meth:`forward_hidden` for one problem (``embeds``: (1, length, d),
         ``columns``: its thought positions): re-run the whole prefix for each thought. Returns the filled
         embeddings and the model calls made."""
-        import torch
-
-        from ..models.projection import feedback
-
         project = feedback(model)
         for col in columns:
             out = model(inputs_embeds=embeds[:, :col], output_hidden_states=True, use_cache=False)
@@ -154,9 +150,7 @@ class Method:
 
     def batch_loss(self, model, batch: dict):
         """Summed losses of one collated batch (:class:`~latentcot.models.continuous.BatchLoss`)."""
-        from ..models.continuous import batch_loss
-
-        return batch_loss(model, batch)
+        return continuous.batch_loss(model, batch)
 
     def loss_weights(self) -> dict[str, float]:
         """Weight of each named loss term beside the token loss; a term without a weight is not trained."""

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
+from ..models.continuous import loss_of_pass
 from ..models.halting import decision_count, needed_thoughts
 from ..tokenization import BOT, EOT, PAUSE, THOUGHT
 from . import step_decoder as simcot
@@ -117,8 +118,6 @@ class Coconut(Method):
     def batch_loss(self, model, batch: dict):
         if not self.cfg.step_decoder:
             return super().batch_loss(model, batch)
-        from ..models.continuous import loss_of_pass
-
         passed = self.forward_hidden(model, batch["input_ids"], batch["attention_mask"], batch.get("thought_mask"))
         return self.with_step_loss(loss_of_pass(model, passed.hidden, batch), passed, batch)
 

@@ -29,7 +29,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..models.projection import attach_latent_projection, detach_latent_projection, latent_projection
+from ..models.continuous import collate, jacobi_forward, lm_loss_sum, loss_of_pass, position_ids
+from ..models.projection import attach_latent_projection, detach_latent_projection, feedback, latent_projection
 from ..tokenization import EOT
 from .base import Example, TokenizedRecord, assemble
 from .coconut import Coconut
@@ -112,8 +113,6 @@ class CODI(Coconut):
 
     # -- the loss ----------------------------------------------------------------------------------
     def collate(self, examples: Sequence[Example], pad_id: int, align: str = "thoughts") -> dict:
-        from ..models.continuous import collate
-
         batch = super().collate(examples, pad_id, align)
         if any(e.companion is None for e in examples):
             return batch  # inference prompts carry no teacher
@@ -126,8 +125,6 @@ class CODI(Coconut):
         return batch
 
     def batch_loss(self, model, batch: dict):
-        from ..models.continuous import lm_loss_sum, loss_of_pass, position_ids
-
         student = self.forward_hidden(model, batch["input_ids"], batch["attention_mask"], batch.get("thought_mask"),
                                       return_layers=True)
         parts = loss_of_pass(model, student.hidden, batch)
@@ -168,8 +165,6 @@ class PCCoT(CODI):
 
     def forward_hidden(self, model, input_ids, attention_mask, thought_mask=None, cache=None,
                        return_layers: bool = False):
-        from ..models.continuous import jacobi_forward
-
         return jacobi_forward(model, input_ids, attention_mask, thought_mask, cache, return_layers,
                               iterations=self.cfg.jacobi_iterations)
 
@@ -184,8 +179,6 @@ class PCCoT(CODI):
     def fill_thoughts_naive(self, model, embeds, columns: Sequence[int]):
         """Jacobi without a cache: each iteration re-runs the sequence up to the latent block and sets every
         latent from the output one position before it."""
-        from ..models.projection import feedback
-
         if not columns:
             return embeds, 0
         start, end = columns[0], columns[-1] + 1

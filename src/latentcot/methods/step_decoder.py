@@ -21,7 +21,10 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+from transformers import AutoModelForCausalLM
 
+from ..models.halting import detach_halting_head
+from ..models.projection import detach_latent_projection
 from .base import IGNORE_INDEX, Example
 
 DECODER_NAME = "step_decoder"
@@ -55,9 +58,6 @@ def check_steps_present(records, name: str) -> None:
 
 def new_decoder(model):
     """A trainable copy of the base model, without latentcot's own submodules (projection, halting head)."""
-    from ..models.halting import detach_halting_head
-    from ..models.projection import detach_latent_projection
-
     decoder = copy.deepcopy(model)
     detach_latent_projection(decoder)
     detach_halting_head(decoder)
@@ -65,8 +65,6 @@ def new_decoder(model):
 
 
 def load_decoder(checkpoint: Path, dtype: torch.dtype, device):
-    from transformers import AutoModelForCausalLM
-
     directory = checkpoint / DECODER_NAME
     if not (directory / "config.json").exists():
         raise ValueError(f"config key 'method.step_decoder': true, but the checkpoint {checkpoint} was trained "

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .projection import attach_submodule, load_prefixed_weights
+
 CONFIG_KEY = "latentcot_halting_head"
 MODULE_NAME = "halting_head"
 IGNORE_TARGET = -1.0  # halting-target value of positions that make no decision
@@ -49,11 +51,7 @@ def attach_halting_head(model: nn.Module, width: int = 0) -> HaltingHead:
     """Give ``model`` a new halting head (``width`` 0 = the hidden size) and record it in its config."""
     hidden = _hidden_size(model)
     width = width or hidden
-    reference = model.get_input_embeddings().weight
-    head = HaltingHead(hidden, width).to(device=reference.device, dtype=reference.dtype)
-    model.add_module(MODULE_NAME, head)
-    setattr(model.config, CONFIG_KEY, {"width": width})
-    return head
+    return attach_submodule(model, MODULE_NAME, HaltingHead(hidden, width), CONFIG_KEY, {"width": width})
 
 
 def halting_head(model: nn.Module) -> HaltingHead | None:
@@ -81,8 +79,6 @@ def detach_halting_head(model: nn.Module) -> None:
 
 def restore_halting_head(model: nn.Module, directory: str | Path) -> None:
     """After ``from_pretrained``: rebuild the head a checkpoint's config records and load its weights."""
-    from .projection import load_prefixed_weights
-
     spec = getattr(model.config, CONFIG_KEY, None)
     if not spec:
         return

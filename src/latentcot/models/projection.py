@@ -31,15 +31,21 @@ class LatentProjection(nn.Module):
         return self.net(hidden)
 
 
+def attach_submodule(model: nn.Module, name: str, module: nn.Module, config_key: str, spec: dict) -> nn.Module:
+    """Put ``module`` inside ``model`` as ``name`` (on the model's device and dtype) and record ``spec`` under
+    ``config_key`` in its config, so that a saved checkpoint can rebuild it."""
+    reference = model.get_input_embeddings().weight
+    module = module.to(device=reference.device, dtype=reference.dtype)
+    model.add_module(name, module)
+    setattr(model.config, config_key, spec)
+    return module
+
+
 def attach_latent_projection(model: nn.Module, width: int = -1) -> LatentProjection:
     """Give ``model`` a new projection (``width`` -1 = the hidden size) and record it in its config."""
-    reference = model.get_input_embeddings().weight
-    hidden = reference.shape[1]
+    hidden = model.get_input_embeddings().embedding_dim
     width = hidden if width == -1 else width
-    projection = LatentProjection(hidden, width).to(device=reference.device, dtype=reference.dtype)
-    model.add_module(MODULE_NAME, projection)
-    setattr(model.config, CONFIG_KEY, {"width": width})
-    return projection
+    return attach_submodule(model, MODULE_NAME, LatentProjection(hidden, width), CONFIG_KEY, {"width": width})
 
 
 def latent_projection(model: nn.Module) -> LatentProjection | None:
