@@ -1,7 +1,7 @@
 """What each latent-reasoning method costs against cot: one training step, and batched generation.
 
     PYTHONPATH=src .venv/bin/python bench/bench_methods.py                  # CPU default (cpu-small llama)
-    PYTHONPATH=src .venv/bin/python bench/bench_methods.py --quick --out /tmp/methods_quick.json  # smoke run
+    PYTHONPATH=src .venv/bin/python bench/bench_methods.py --quick --out methods_quick.json  # smoke run, seconds
     PYTHONPATH=src python bench/bench_methods.py --device cuda --preset gpt2 --train-batch 64
 
 Writes ``bench/methods.json`` (``--out``; a "meta" block says which torch/transformers, device, threads,
