@@ -45,7 +45,8 @@ def naive_student(model, method, tokenized, n):
     t = method.token_ids
     ids = list(tokenized.question) + [t[BOT]] + [method.thought_id] * n + [t[EOT]] + list(tokenized.answer)
     embeds = model.get_input_embeddings()(torch.tensor([ids]))
-    project = feedback(model)
+    # the model's projection itself, not the library's feedback(): a path that skipped it must show
+    project = latent_projection(model) or (lambda h: h)
     for i in range(n):
         col = len(tokenized.question) + 1 + i
         last = model(inputs_embeds=embeds[:, :col], output_hidden_states=True).hidden_states[-1][:, -1:]
@@ -414,3 +415,51 @@ def test_a_teacher_sequence_beyond_the_context_is_refused_before_training(tmp_pa
                             name="short"), train_records=records)
     Trainer(tiny_config(tmp_path, "method.name=codi", "method.latents=1", f"model.n_positions={teacher}",
                         name="fits"), train_records=records)
+
+
+def test_latents_are_the_projection_of_the_states_they_come_from():
+    records, model, tokenizer, method = codi_setup(latents=3)
+    examples = [method.train_example(tokenize_record(r, tokenizer), 0, random.Random(0)) for r in records]
+    batch = method.collate(examples, tokenizer.pad_token_id)
+    passed = method.forward_hidden(model, batch["input_ids"], batch["attention_mask"], batch["thought_mask"])
+    assert torch.allclose(passed.latents, latent_projection(model)(passed.latent_sources), **TOL)
+    assert not torch.allclose(passed.latents, passed.latent_sources, rtol=1e-3, atol=1e-3)
+
+
+def test_codi_latents_decode_one_step_each_whatever_c_thought_says():
+    records = [r for r in tiny_prosqa(12, seed=1) if len(r.steps) == 3][:1]
+    model, tokenizer = tiny_model(records, method_class("codi").special_tokens)
+    method = build_method(MethodConfig(name="codi", latents=4, c_thought=2, step_decoder=True), tokenizer)
+    tok = tokenize_record(records[0], tokenizer)
+    targets = method.train_example(tok, 0, random.Random(0)).step_targets
+    assert targets == [list(tok.steps[0]), list(tok.steps[1]), list(tok.steps[2]), list(tok.answer)]
+
+
+def test_the_decoder_copy_runs_its_own_weights_even_under_a_compiled_forward():
+    records, model, tokenizer, method = codi_setup(latents=2)
+    base = model.base_model
+    original = base.forward
+    base.forward = lambda *a, **k: original(*a, **k)  # what train.compile puts on the instance
+    decoder = new_decoder(model)
+    assert "forward" not in decoder.base_model.__dict__
+    with torch.no_grad():
+        for p in decoder.parameters():
+            p.zero_()
+    ids = torch.tensor([[1, 2, 3]])
+    assert not torch.allclose(decoder(ids).logits, model(ids).logits)
+
+
+def test_projection_settings_that_do_not_fit_the_model_are_refused(tmp_path):
+    records = tiny_prosqa(8, seed=3)
+    train(tiny_config(tmp_path, "train.epochs=1", "method.name=codi", "method.latents=2", name="codi"),
+          train_records=records)
+    with pytest.raises(ValueError, match="method.projection_dim.*width"):
+        Trainer(tiny_config(tmp_path, "method.name=codi", "method.latents=2", "method.projection_dim=5",
+                            f"train.init_from={tmp_path / 'codi'}", name="other"), train_records=records)
+    with pytest.raises(ValueError, match="method.projection.*false.*trained with one"):
+        Trainer(tiny_config(tmp_path, "train.epochs=2", "method.name=codi", "method.latents=2",
+                            "method.projection=false", name="codi"), train_records=records)
+    # Coconut continued from a CODI run feeds the hidden state back as it is
+    coconut = Trainer(tiny_config(tmp_path, f"train.init_from={tmp_path / 'codi'}", name="coconut"),
+                      train_records=records)
+    assert latent_projection(coconut.model) is None

@@ -144,7 +144,12 @@ def test_training_lowers_the_loss(tmp_path):
 # in another order, and in float32 AdamW turns the rounding noise on a near-zero gradient into an lr-sized
 # update. Measured in float32: 7e-6 apart (5e-5 with the head) on one machine, more than 1e-5 on
 # mlp.c_fc.weight on another; in float64 within 2e-13 under 1, 2 and 4 threads.
-@pytest.mark.parametrize("extra", [[], ["method.halting=true", "method.halt_weight=0.5"]], ids=["plain", "halting"])
+@pytest.mark.parametrize("extra", [
+    [], ["method.halting=true", "method.halt_weight=0.5"],
+    # the methods' own loss terms (teacher, distillation, step decoder) are means over the whole batch too
+    ["method.name=codi", "method.latents=2", "method.step_decoder=true", "method.teacher_weight=0.7"],
+    ["method.name=pccot", "method.latents=3", "method.jacobi_iterations=2"],
+], ids=["plain", "halting", "codi-step-decoder", "pccot"])
 def test_gradient_accumulation_matches_one_big_batch(tmp_path, extra):
     records = tiny_prosqa(16, seed=2)
     exact = ("train.epochs=2", "model.dtype=float64", *extra)
@@ -190,13 +195,17 @@ def _ddp_worker(rank, world, port, cfg, records, out):
     shutdown()
 
 
-def test_two_processes_match_one_on_the_same_global_batch(tmp_path):
-    # float64 for the reason test_fsdp_two_processes_match_one gives: any thread count, same weights
+@pytest.mark.parametrize("extra", [[], ["method.step_decoder=true", "method.uniform_prob=0.6"]],
+                         ids=["plain", "step-decoder"])
+def test_two_processes_match_one_on_the_same_global_batch(tmp_path, extra):
+    # float64 for the reason test_fsdp_two_processes_match_one gives: any thread count, same weights.
+    # With the step decoder and stages drawn per problem, some processes' halves hold no thoughts: they must
+    # still sum the decoder's gradients with the others
     records = tiny_prosqa(16, seed=4)
-    single = train(tiny_config(tmp_path, "train.epochs=2", "model.dtype=float64", name="single"),
+    single = train(tiny_config(tmp_path, "train.epochs=2", "model.dtype=float64", *extra, name="single"),
                    train_records=records)
     out = tmp_path / "ddp.pt"
-    cfg = tiny_config(tmp_path, "train.epochs=2", "model.dtype=float64", name="ddp")
+    cfg = tiny_config(tmp_path, "train.epochs=2", "model.dtype=float64", *extra, name="ddp")
     torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), cfg, records, str(out)), nprocs=2, join=True)
     result = torch.load(out)
     for a, b in zip(single.state.history, result["history"]):

@@ -113,8 +113,9 @@ class Method:
     # The trainer and inference call these on every method; the defaults are Coconut's and plain LM
     # training's, and methods with their own parts (CODI's projection and teacher, PCCoT's parallel pass,
     # SIM-CoT's step decoder) override them.
-    def prepare_model(self, model) -> None:
-        """Once, before the optimizer is built: add the submodules this method trains inside the model."""
+    def prepare_model(self, model, resuming: bool = False) -> None:
+        """Once, before the optimizer is built: add the submodules this method trains inside the model
+        (``resuming``: the model is this run's own checkpoint, whose optimizer state must still fit)."""
 
     def build_side_modules(self, model, resume_from: Path | None) -> None:
         """Once, after :meth:`prepare_model`: build ``side_modules`` fresh, or load them from the checkpoint

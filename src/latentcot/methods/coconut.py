@@ -9,6 +9,7 @@ There is no loss on the question, the markers or the thoughts.
 from __future__ import annotations
 
 import random
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -86,10 +87,23 @@ class Coconut(Method):
         stand for (the c_thought thoughts of step k all decode step k; see :func:`simcot.step_slots`)."""
         if not self.cfg.step_decoder or example.n_thoughts == 0:
             return example
-        c = max(self.cfg.c_thought, 1)
+        c = self.thoughts_per_step()
         slots = simcot.step_slots(-(-example.n_thoughts // c), record.steps[:replaced], record.answer)
         return replace(example, step_targets=[slots[k // c] for k in range(example.n_thoughts)],
                        loss_counts={**example.loss_counts, "step": 1})
+
+    def thoughts_per_step(self) -> int:
+        """How many consecutive thoughts stand for one replaced step (and decode it)."""
+        return max(self.cfg.c_thought, 1)
+
+    def prepare_model(self, model, resuming: bool = False) -> None:
+        from ..models.projection import detach_latent_projection, latent_projection
+
+        if latent_projection(model) is not None and not resuming:
+            # a model continued from a CODI/PCCoT run: Coconut feeds the hidden state back unchanged
+            print("note: train.init_from: its latent projection is dropped (coconut feeds the hidden state back "
+                  "as it is)", file=sys.stderr)
+            detach_latent_projection(model)
 
     def prepare(self, records, device="cpu", encoding="text"):
         if self.cfg.step_decoder:
@@ -123,9 +137,15 @@ class Coconut(Method):
 
     def with_step_loss(self, parts, passed, batch: dict):
         """``parts`` with the step decoder's summed loss added as the term ``step``."""
-        if not self.cfg.step_decoder or "step_ids" not in batch:
+        if not self.cfg.step_decoder:
             return parts
-        step = simcot.decoder_loss_sum(self.side_modules[simcot.DECODER_NAME], passed.latents, batch)
+        decoder = self.side_modules[simcot.DECODER_NAME]
+        if "step_ids" in batch:
+            step = simcot.decoder_loss_sum(decoder, passed.latents, batch)
+        else:
+            # no thoughts in this micro-batch: a zero that still gives every decoder weight a gradient, so that
+            # every process sums the same gradient buffers
+            step = 0.0 * sum(p.sum() for p in decoder.parameters())
         return parts._replace(terms={**parts.terms, "step": step})
 
     def loss_weights(self) -> dict[str, float]:

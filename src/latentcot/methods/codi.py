@@ -72,20 +72,35 @@ class CODI(Coconut):
                 ("distill_weight", cfg.distill_weight >= 0, "at least 0")):
             if not ok:
                 raise ValueError(f"config key 'method.{key}': expected {expected}, got {getattr(cfg, key)!r}")
-        if cfg.halting or cfg.inference_thoughts == "auto":
-            raise ValueError(f"config key 'method.halting': method {self.name!r} trains a fixed number of latents "
-                             "(method.latents); a halting head needs Coconut's curriculum")
+        for key, set_to in (("halting", cfg.halting), ("inference_thoughts", cfg.inference_thoughts == "auto")):
+            if set_to:
+                raise ValueError(f"config key 'method.{key}': method {self.name!r} trains a fixed number of "
+                                 "latents (method.latents); adaptive thinking needs Coconut's curriculum")
 
     @property
     def n_latents(self) -> int:
         return self.cfg.latents if self.cfg.latents >= 1 else self.paper_latents
 
     # -- the model ---------------------------------------------------------------------------------
-    def prepare_model(self, model) -> None:
-        if self.cfg.projection and latent_projection(model) is None:
+    def thoughts_per_step(self) -> int:
+        return 1  # latent k decodes step k (method.c_thought is Coconut's)
+
+    def prepare_model(self, model, resuming: bool = False) -> None:
+        present = latent_projection(model)
+        if resuming and self.cfg.projection != (present is not None):
+            raise ValueError(f"config key 'method.projection': {str(self.cfg.projection).lower()}, but the checkpoint "
+                             f"was trained with{'out' if self.cfg.projection else ''} one; keep the run's setting, or "
+                             "start a new run with train.init_from")
+        if self.cfg.projection and present is None:
             attach_latent_projection(model, self.cfg.projection_dim)
-        elif not self.cfg.projection and latent_projection(model) is not None:
+        elif not self.cfg.projection and present is not None:
             detach_latent_projection(model)
+        elif present is not None:
+            width = present.net[0].out_features
+            wanted = model.get_input_embeddings().embedding_dim if self.cfg.projection_dim == -1 else self.cfg.projection_dim
+            if width != wanted:
+                raise ValueError(f"config key 'method.projection_dim': {self.cfg.projection_dim}, but the model it "
+                                 f"continues already has a latent projection of width {width}")
 
     # -- schedule and rendering --------------------------------------------------------------------
     def stage_at(self, epoch: int) -> int:

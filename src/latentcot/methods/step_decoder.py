@@ -59,6 +59,9 @@ def check_steps_present(records, name: str) -> None:
 def new_decoder(model):
     """A trainable copy of the base model, without latentcot's own submodules (projection, halting head)."""
     decoder = copy.deepcopy(model)
+    # train.compile puts a compiled forward on the model's instance, which deepcopy keeps as the same
+    # object: bound to the MAIN model's weights. The copy must run its own.
+    decoder.base_model.__dict__.pop("forward", None)
     detach_latent_projection(decoder)
     detach_halting_head(decoder)
     return decoder

@@ -206,7 +206,7 @@ def jacobi_forward(
     latent projection if the model has one; the last iteration runs together with the columns after the
     block (``<eot>``, the answer), which therefore attend to the latents it fed. Latent i is exact (equal to
     the sequential pass's) once i < t after t updates, so ``iterations`` equal to the latent count gives
-    :func:`forward_hidden`'s latents exactly (``tests/test_pccot.py``); fewer trade exactness for passes.
+    :func:`forward_hidden`'s latents exactly (``tests/test_latent_methods.py``); fewer trade exactness for passes.
     Gradients flow through every iteration. Every row needs a latent in every column of the block (PCCoT
     gives each problem the same count).
     """

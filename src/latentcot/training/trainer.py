@@ -85,7 +85,7 @@ class Trainer:
             base = self.model.base_model
             base.forward = torch.compile(base.forward, dynamic=True)
         self.method: Method = build_method(cfg.method, self.tokenizer)
-        self.method.prepare_model(self.model)
+        self.method.prepare_model(self.model, resuming=resume_from is not None)
         self.method.build_side_modules(self.model, resume_from)
         if self.sharded and self.method.side_modules:
             raise ValueError(f"config key 'train.fsdp': method {self.method.name!r} trains modules beside the model "
