@@ -50,3 +50,8 @@ def assemble(pieces: Sequence[tuple[Sequence[int], bool]], thought_id: int | Non
         n_thoughts = len(positions)
         start = positions[0] if positions else -1
     return Example(input_ids, labels, n_thoughts, start)
+
+
+def label_count(example: Example) -> int:
+    """Targets this example contributes to the next-token loss (labels shifted by one)."""
+    return sum(1 for label in example.labels[1:] if label != IGNORE_INDEX)

@@ -16,6 +16,7 @@ from typing import Sequence
 
 from ..models.continuous import loss_of_pass
 from ..models.halting import decision_count, needed_thoughts
+from ..models.projection import detach_latent_projection, latent_projection
 from ..tokenization import BOT, EOT, PAUSE, THOUGHT
 from . import step_decoder as simcot
 from .base import IGNORE_INDEX, Example, Method, TokenizedRecord, assemble
@@ -97,8 +98,6 @@ class Coconut(Method):
         return max(self.cfg.c_thought, 1)
 
     def prepare_model(self, model, resuming: bool = False) -> None:
-        from ..models.projection import detach_latent_projection, latent_projection
-
         if latent_projection(model) is not None and not resuming:
             # a model continued from a CODI/PCCoT run: Coconut feeds the hidden state back unchanged
             print("note: train.init_from: its latent projection is dropped (coconut feeds the hidden state back "

@@ -29,6 +29,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from ..examples import label_count
 from ..models.continuous import collate, jacobi_forward, lm_loss_sum, loss_of_pass, position_ids
 from ..models.projection import attach_latent_projection, detach_latent_projection, feedback, latent_projection
 from ..tokenization import EOT
@@ -50,10 +51,6 @@ def distillation_sum(student_layers: Sequence[torch.Tensor], teacher_layers: Seq
         s, t = s.to(dtype), t.to(dtype)
         per_layer.append(distance(s, t, reduction="none").mean(-1) / t.std(-1))
     return torch.stack(per_layer).mean(0).sum()
-
-
-def _label_count(example: Example) -> int:
-    return sum(1 for label in example.labels[1:] if label != -100)
 
 
 class CODI(Coconut):
@@ -123,7 +120,7 @@ class CODI(Coconut):
         student = self.render(record, self.n_latents, 0)
         teacher = self.teacher_example(record)
         student = replace(student, companion=teacher,
-                          loss_counts={"teacher": _label_count(teacher), "distill": 1})
+                          loss_counts={"teacher": label_count(teacher), "distill": 1})
         return self.with_step_targets(student, record, len(record.steps))
 
     # -- the loss ----------------------------------------------------------------------------------

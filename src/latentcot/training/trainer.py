@@ -20,6 +20,7 @@ from ..config import Config, save_config
 from ..data.encodings import augment_graph, build_encoding, graph_stage_targets
 from ..data.io import check_writable, load_records
 from ..data.records import Record
+from ..examples import label_count
 from ..methods import Example, Method, TokenizedRecord, build_method, method_class, tokenize_records
 from ..models import build_model_and_tokenizer, load_checkpoint_model, resize_for_tokenizer
 from ..models.halting import attach_halting_head, detach_halting_head, halting_head
@@ -32,11 +33,6 @@ from ..tokenization import METHOD_TOKENS, add_method_tokens
 from . import checkpoint as ckpt
 from .distributed import barrier, clip_grad_norm, is_sharded, setup, shard_blocks, sum_gradients
 from .metrics import MetricsLog
-
-
-def label_count(example: Example) -> int:
-    """Targets this example contributes to the next-token loss (labels shifted by one)."""
-    return sum(1 for label in example.labels[1:] if label != -100)
 
 
 @dataclass
