@@ -1,6 +1,7 @@
 """Zhu et al.'s ProsQA recipe as options: per-epoch re-shuffled edges and options, relabelled node ids, the
 frontier stage target, AdamW betas. Checked against an independent reading of the compact question."""
 
+import importlib
 import random
 from collections import deque
 
@@ -173,3 +174,58 @@ def test_dropout_reaches_the_model(tmp_path):
     trainer = Trainer(tiny_config(tmp_path, "model.dropout=0.1"), train_records=tiny_prosqa(8))
     assert trainer.model.config.resid_pdrop == trainer.model.config.attn_pdrop == 0.1
     assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.1 for m in trainer.model.modules())
+
+
+def test_stage_accuracy_counts_a_node_right_only_when_it_is_a_frontier_node_of_that_stage(tmp_path, monkeypatch):
+    """The frontier run's eval curve (``stage_accuracy`` in metrics.jsonl): the model's generations are stubbed
+    to name, problem by problem, a node the independent reader calls right or wrong at stage k."""
+    from test_training import tiny_config
+
+    from latentcot.evaluation import stage_target_accuracy
+    from latentcot.inference.generate import Generation
+    from latentcot.training import Trainer
+
+    cfg = tiny_config(tmp_path, "data.encoding=graph", "method.stage_target=frontier", "method.max_latent_stage=3")
+    words = tiny_prosqa(30, seed=21)
+    trainer = Trainer(cfg, train_records=words, valid_records=words)
+    stage = 1
+    seen_thoughts = []
+
+    def stub(model, tokenizer, method, records, batch_size=32, n_thoughts=None, max_new_tokens=None, progress=False):
+        seen_thoughts.append(n_thoughts)
+        out = []
+        for i, record in enumerate(records):
+            edges, _, root = read_compact(record.question)
+            right = sorted(v for v in at_depth(edges, root, stage + 1) if int(record.answer) in reachable(edges, v))
+            node = right[0] if i % 3 else root  # the root is never k+1 >= 2 edges from itself in a DAG
+            out.append(Generation(text=f"### {node}", token_ids=[], n_thoughts=n_thoughts, generated_tokens=2,
+                                  forward_passes=2, seconds=0.0))
+        return out
+
+    monkeypatch.setattr(importlib.import_module("latentcot.inference.generate"), "generate", stub)
+    kept = [r for r in ENC.encode_all(words) if len(r.steps) > stage]
+    result = stage_target_accuracy(trainer.model, trainer.tokenizer, trainer.method, words, stage, trainer.encoding)
+    assert result["stage_problems"] == len(kept) > 0
+    assert result["stage_accuracy"] == pytest.approx(sum(1 for i in range(len(kept)) if i % 3) / len(kept))
+    assert seen_thoughts == [stage]  # k thoughts, as the stage trains
+    assert stage_target_accuracy(trainer.model, trainer.tokenizer, trainer.method, words, 99,
+                                 trainer.encoding) == {"stage_accuracy": None, "stage_problems": 0}
+
+
+def test_a_frontier_run_logs_its_stage_accuracy_at_each_stage(tmp_path):
+    import json
+
+    from test_training import tiny_config
+
+    from latentcot.training import train
+
+    cfg = tiny_config(tmp_path, "data.encoding=graph", "method.stage_target=frontier", "method.max_latent_stage=1",
+                      "method.epochs_per_stage=1", "train.epochs=3", "train.eval_every=1")
+    words = tiny_prosqa(12, seed=4)
+    run = train(cfg, train_records=words, valid_records=words[:6])
+    rows = [json.loads(line) for line in open(run.output_dir / "metrics.jsonl")]
+    evals = [r for r in rows if r["type"] == "eval"]
+    by_stage = {r["stage"]: r for r in evals}
+    assert set(by_stage) == {0, 1, 2}
+    assert "stage_accuracy" in by_stage[0] and "stage_accuracy" in by_stage[1]
+    assert "stage_accuracy" not in by_stage[2]  # after the last latent stage the answer is the target

@@ -1,5 +1,5 @@
 """Evaluation: exact-match accuracy with generated tokens, forward passes and time per problem."""
 
-from .metrics import EvalResult, evaluate, extract_answer, is_correct
+from .metrics import EvalResult, evaluate, extract_answer, is_correct, stage_target_accuracy
 
-__all__ = ["EvalResult", "evaluate", "extract_answer", "is_correct"]
+__all__ = ["EvalResult", "evaluate", "extract_answer", "is_correct", "stage_target_accuracy"]

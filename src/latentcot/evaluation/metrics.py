@@ -126,3 +126,23 @@ def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_
         rows=rows,
         method_stats=method.output_summary([g.text for g in generations]),
     )
+
+
+def stage_target_accuracy(model, tokenizer, method: Method, records: Sequence[Record], stage: int,
+                          encoding: Encoding, batch_size: int = 32, source: str = "<memory>") -> dict:
+    """How often a ``method.stage_target=frontier`` model at ``stage`` k writes a valid stage target: after k
+    thoughts, a node k+1 edges from the root on a path to the target (Zhu, Hao et al. 2025's supervision).
+
+    The answer accuracy of such a stage is near 0 by design (it is trained to name a frontier node, not the
+    answer), so this is the curve that shows it learning. Only problems with more than k steps have a
+    frontier target at stage k; the others are left out and ``stage_problems`` counts those kept."""
+    from ..data.encodings import graph_stage_targets
+    from ..inference.generate import generate
+
+    encoded = [e for e in encoding.encode_all(records, source) if len(e.steps) > stage]
+    if not encoded:
+        return {"stage_accuracy": None, "stage_problems": 0}
+    generations = generate(model, tokenizer, method, encoded, batch_size=batch_size,
+                           n_thoughts=method.thoughts_for(stage, stage + 1))
+    right = sum(extract_answer(gen.text) in graph_stage_targets(enc)[stage] for enc, gen in zip(encoded, generations))
+    return {"stage_accuracy": right / len(encoded), "stage_problems": len(encoded)}

@@ -408,13 +408,17 @@ class Trainer:
         # Sharded blocks need every process in each forward pass, so under FSDP all of them generate.
         if not self.valid_records or not (self.dist.is_main or self.sharded):
             return None
-        from ..evaluation import evaluate
+        from ..evaluation import evaluate, stage_target_accuracy
 
         result = evaluate(self.model, self.tokenizer, self.method, self.valid_records,
                           batch_size=self.cfg.train.eval_batch_size, progress=self.cfg.train.progress,
                           encoding=self.encoding)
         summary = result.summary()
-        self.metrics.log("eval", self.state.step, epoch=epoch, stage=self.method.stage_at(epoch), **summary)
+        stage = self.method.stage_at(epoch)
+        if self.cfg.method.stage_target == "frontier" and stage <= self.cfg.method.max_latent_stage:
+            summary.update(stage_target_accuracy(self.model, self.tokenizer, self.method, self.valid_records,
+                                                 stage, self.encoding, self.cfg.train.eval_batch_size))
+        self.metrics.log("eval", self.state.step, epoch=epoch, stage=stage, **summary)
         return summary
 
     def _mid_epoch_save_due(self) -> bool:
