@@ -2,6 +2,7 @@
 frontier stage target, AdamW betas. Checked against an independent reading of the compact question."""
 
 import importlib
+import importlib.util
 import random
 from collections import deque
 
@@ -229,3 +230,16 @@ def test_a_frontier_run_logs_its_stage_accuracy_at_each_stage(tmp_path):
     assert set(by_stage) == {0, 1, 2}
     assert "stage_accuracy" in by_stage[0] and "stage_accuracy" in by_stage[1]
     assert "stage_accuracy" not in by_stage[2]  # after the last latent stage the answer is the target
+
+    # scripts/prosqa_width_sweep.py reads exactly these rows into its curve
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("prosqa_width_sweep", REPO / "scripts" / "prosqa_width_sweep.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    curve = sweep.curve(run.output_dir)
+    assert curve["stage_accuracy"] == [by_stage[0]["stage_accuracy"], by_stage[1]["stage_accuracy"]]
+    assert curve["problems_seen"] == [by_stage[s]["step"] * cfg.train.batch_size for s in (0, 1)]
+    epochs = [r for r in rows if r["type"] == "epoch"]
+    assert curve["train_minutes"] == [round(epochs[0]["seconds"] / 60, 2),
+                                      round((epochs[0]["seconds"] + epochs[1]["seconds"]) / 60, 2)]
