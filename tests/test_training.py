@@ -195,6 +195,33 @@ def _ddp_worker(rank, world, port, cfg, records, out):
     shutdown()
 
 
+def _sum_gradients_worker(rank, world, port, out):
+    from latentcot.training.distributed import setup, sum_gradients
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    info = setup(torch.device("cpu"))
+    shared, side, unused = (torch.nn.Parameter(torch.zeros(3, dtype=torch.float64)) for _ in range(3))
+    shared.grad = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64) * (rank + 1)
+    if rank == 0:  # only this process's half used the side module (it had thoughts)
+        side.grad = torch.tensor([5.0, 6.0, 7.0], dtype=torch.float64)
+    sum_gradients([shared, side, unused], info)
+    torch.save({"shared": shared.grad, "side": side.grad, "unused": unused.grad}, f"{out}.{rank}")
+    shutdown()
+
+
+def test_a_parameter_one_process_left_without_gradient_is_summed_with_the_others(tmp_path):
+    # a micro-batch without thoughts leaves the halting head or the step decoder without a gradient on that
+    # process only: the sum must still pair each parameter with itself across the processes
+    out = tmp_path / "grads.pt"
+    torch.multiprocessing.spawn(_sum_gradients_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    for rank in (0, 1):
+        grads = torch.load(f"{out}.{rank}")
+        assert grads["shared"].tolist() == [3.0, 6.0, 9.0]
+        assert grads["side"].tolist() == [5.0, 6.0, 7.0]
+        assert grads["unused"] is None  # no gradient anywhere: left alone, as in one process
+
+
 @pytest.mark.parametrize("extra", [[], ["method.step_decoder=true", "method.uniform_prob=0.6"]],
                          ids=["plain", "step-decoder"])
 def test_two_processes_match_one_on_the_same_global_batch(tmp_path, extra):

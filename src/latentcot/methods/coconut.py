@@ -142,9 +142,9 @@ class Coconut(Method):
         if "step_ids" in batch:
             step = simcot.decoder_loss_sum(decoder, passed.latents, batch)
         else:
-            # no thoughts in this micro-batch: a zero that still gives every decoder weight a gradient, so that
-            # every process sums the same gradient buffers
-            step = 0.0 * sum(p.sum() for p in decoder.parameters())
+            # no thoughts in this micro-batch: nothing to decode (under torchrun, sum_gradients gives the
+            # decoder zeros here if another process's half had thoughts)
+            step = passed.hidden.new_zeros(())
         return parts._replace(terms={**parts.terms, "step": step})
 
     def loss_weights(self) -> dict[str, float]:

@@ -45,8 +45,23 @@ def setup(device: torch.device | None = None) -> DistInfo:
 
 
 def sum_gradients(parameters, info: DistInfo) -> None:
+    """Sum every parameter's gradient over the processes, in place.
+
+    A parameter that got a gradient on some process but not on this one (a micro-batch without thoughts
+    leaves the halting head or the step decoder unused) gets zeros first: otherwise the processes would
+    flatten different lists into their buckets and sum unrelated numbers. One left without a gradient
+    everywhere stays ``None``, as it would in one process."""
     if not info.enabled:
         return
+    parameters = list(parameters)
+    if not parameters:
+        return
+    present = torch.tensor([p.grad is not None for p in parameters], dtype=torch.int32,
+                           device=parameters[0].device)
+    dist.all_reduce(present, op=dist.ReduceOp.MAX)
+    for p, anywhere in zip(parameters, present.tolist()):
+        if anywhere and p.grad is None:
+            p.grad = torch.zeros_like(p)
     grads = [p.grad for p in parameters if p.grad is not None]
     bucket: list[torch.Tensor] = []
     size = 0
