@@ -231,6 +231,10 @@ def test_a_frontier_run_logs_its_stage_accuracy_at_each_stage(tmp_path):
     assert "stage_accuracy" in by_stage[0] and "stage_accuracy" in by_stage[1]
     assert "stage_accuracy" not in by_stage[2]  # after the last latent stage the answer is the target
 
+    from latentcot.analysis.report import plot_training_curves
+
+    assert plot_training_curves({"frontier": rows}, tmp_path / "curves.png") and (tmp_path / "curves.png").stat().st_size
+
     # scripts/prosqa_width_sweep.py reads exactly these rows into its curve
     from conftest import REPO
 

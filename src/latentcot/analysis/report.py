@@ -34,7 +34,8 @@ code { background: #f6f8fa; padding: .1em .3em; border-radius: 4px; }
 
 def plot_training_curves(runs: dict[str, list[dict[str, Any]]], path: Path, chain: bool = False) -> bool:
     """Training loss by step and validation accuracy by epoch, one line per run, with the start of
-    each curriculum stage marked; False if there is nothing to plot. With ``chain``, runs are drawn one
+    each curriculum stage marked (and, dashed, a frontier run's ``stage_accuracy``); False if there is
+    nothing to plot. With ``chain``, runs are drawn one
     after the other on shared step and epoch axes (a cot run, then the Coconut run continued from it),
     as one training history."""
     import matplotlib
@@ -59,6 +60,10 @@ def plot_training_curves(runs: dict[str, list[dict[str, Any]]], path: Path, chai
         if evals:
             acc_ax.plot([epoch0 + r["epoch"] + 1 for r in evals], [100 * r["accuracy"] for r in evals],
                         marker="o", color=color, label=name)
+        staged = [r for r in evals if r.get("stage_accuracy") is not None]
+        if staged:  # a method.stage_target=frontier run: its own target's accuracy at each stage
+            acc_ax.plot([epoch0 + r["epoch"] + 1 for r in staged], [100 * r["stage_accuracy"] for r in staged],
+                        marker="x", linestyle="--", color=color, label=f"{name}: stage target")
         for r in evals:
             acc_ax.annotate(f"s{r['stage']}", (epoch0 + r["epoch"] + 1, 100 * r["accuracy"]), fontsize=7,
                             textcoords="offset points", xytext=(0, 6), ha="center", color=color)
