@@ -136,15 +136,11 @@ class Coconut(Method):
 
     def with_step_loss(self, parts, passed, batch: dict):
         """``parts`` with the step decoder's summed loss added as the term ``step``."""
-        if not self.cfg.step_decoder:
+        # A micro-batch without thoughts has nothing to decode; under torchrun, sum_gradients gives the
+        # decoder zeros there when another process's half had thoughts.
+        if not self.cfg.step_decoder or "step_ids" not in batch:
             return parts
-        decoder = self.side_modules[simcot.DECODER_NAME]
-        if "step_ids" in batch:
-            step = simcot.decoder_loss_sum(decoder, passed.latents, batch)
-        else:
-            # no thoughts in this micro-batch: nothing to decode (under torchrun, sum_gradients gives the
-            # decoder zeros here if another process's half had thoughts)
-            step = passed.hidden.new_zeros(())
+        step = simcot.decoder_loss_sum(self.side_modules[simcot.DECODER_NAME], passed.latents, batch)
         return parts._replace(terms={**parts.terms, "step": step})
 
     def loss_weights(self) -> dict[str, float]:
