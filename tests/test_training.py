@@ -423,3 +423,25 @@ def test_a_compiled_run_takes_the_same_steps(tmp_path):
     assert compiled.state.history[0]["train_loss"] == pytest.approx(eager.state.history[0]["train_loss"], rel=1e-10)
     for key, value in weights(eager.model).items():
         assert torch.allclose(value, weights(compiled.model)[key], rtol=0, atol=1e-9), key
+
+
+@pytest.mark.parametrize("c_thought", [1, 2])
+def test_validation_at_a_stage_uses_that_stages_thoughts(tmp_path, c_thought):
+    # The reference validates a stage-k Coconut model with its k * c thoughts (the rest of the steps in
+    # text); after the last stage, inference's default (max_latent_stage * c) applies.
+    cfg = tiny_config(tmp_path, "train.epochs=4", "train.eval_every=1", f"method.c_thought={c_thought}",
+                      "method.max_new_tokens=4")
+    records = tiny_prosqa(8)
+    train(cfg, train_records=records, valid_records=records[:4])
+    evals = [m for m in read_metrics(tmp_path / "run" / "metrics.jsonl") if m["type"] == "eval"]
+    assert [m["stage"] for m in evals] == [0, 1, 2, 3]
+    assert [m["n_thoughts"] for m in evals] == [0, c_thought, 2 * c_thought, 2 * c_thought]
+
+
+def test_validation_of_a_method_without_stages_keeps_its_default_thoughts(tmp_path):
+    cfg = tiny_config(tmp_path, "train.epochs=2", "train.eval_every=1", "method.name=codi", "method.latents=3",
+                      "method.max_new_tokens=4")
+    records = tiny_prosqa(8)
+    train(cfg, train_records=records, valid_records=records[:4])
+    evals = [m for m in read_metrics(tmp_path / "run" / "metrics.jsonl") if m["type"] == "eval"]
+    assert [m["n_thoughts"] for m in evals] == [3, 3]

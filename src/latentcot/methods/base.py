@@ -109,6 +109,10 @@ class Method:
     def default_thoughts(self) -> int:
         return 0
 
+    def eval_thoughts(self, epoch: int) -> int | None:
+        """Thoughts the validation pass after ``epoch`` uses; ``None`` means inference's default."""
+        return None
+
     # -- the model and the loss --------------------------------------------------------------------
     # The trainer and inference call these on every method; the defaults are Coconut's and plain LM
     # training's, and methods with their own parts (CODI's projection and teacher, PCCoT's parallel pass,

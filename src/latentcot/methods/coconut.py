@@ -49,6 +49,15 @@ class Coconut(Method):
             return 0
         return max(n_steps - stage, 0)
 
+    def eval_thoughts(self, epoch: int) -> int | None:
+        # As the reference validates: a stage-k model gets its k thoughts and writes the rest of the
+        # steps, so the curve before the last stage measures the model being trained, not one given
+        # more thoughts than it has learned to use. Mixed stages and frontier targets keep the default.
+        stage = self.stage_at(epoch)
+        if self.cfg.uniform_prob > 0 or self.cfg.stage_target == "frontier" or stage > self.cfg.max_latent_stage:
+            return None
+        return self.thoughts_for(stage, self.cfg.max_latent_stage)
+
     def problem_stage(self, epoch: int, rng: random.Random) -> int:
         # uniform_prob mixes stages inside an epoch (the paper's analysis runs), so the model sees
         # every number of thoughts.

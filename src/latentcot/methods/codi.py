@@ -103,6 +103,9 @@ class CODI(Coconut):
     def stage_at(self, epoch: int) -> int:
         return 0
 
+    def eval_thoughts(self, epoch: int) -> int | None:
+        return None
+
     def default_thoughts(self) -> int:
         fixed = self.cfg.inference_thoughts
         return fixed if isinstance(fixed, int) and fixed >= 0 else self.n_latents

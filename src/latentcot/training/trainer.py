@@ -412,7 +412,7 @@ class Trainer:
 
         result = evaluate(self.model, self.tokenizer, self.method, self.valid_records,
                           batch_size=self.cfg.train.eval_batch_size, progress=self.cfg.train.progress,
-                          encoding=self.encoding)
+                          encoding=self.encoding, n_thoughts=self.method.eval_thoughts(epoch))
         summary = result.summary()
         stage = self.method.stage_at(epoch)
         if self.cfg.method.stage_target == "frontier" and stage <= self.cfg.method.max_latent_stage:
