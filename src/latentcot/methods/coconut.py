@@ -16,7 +16,8 @@ from typing import Sequence
 
 from ..models.continuous import loss_of_pass
 from ..models.halting import decision_count, needed_thoughts
-from ..models.projection import detach_latent_projection, latent_projection
+from ..models.projection import (attach_thought_norm, detach_latent_projection, detach_thought_norm,
+                                 latent_projection, thought_norm)
 from ..tokenization import BOT, EOT, PAUSE, THOUGHT
 from . import step_decoder as simcot
 from .base import IGNORE_INDEX, Example, Method, TokenizedRecord, assemble
@@ -33,6 +34,9 @@ class Coconut(Method):
     def __init__(self, cfg, tokenizer):
         super().__init__(cfg, tokenizer)
         simcot.check_step_decoder(cfg)
+        if cfg.thought_norm != "none" and not self.continuous:
+            raise ValueError(f"config key 'method.thought_norm': {cfg.thought_norm!r}, but {self.name} feeds no "
+                             "hidden state back; use none")
 
     def stage_at(self, epoch: int) -> int:
         return self.cfg.start_stage + epoch // max(self.cfg.epochs_per_stage, 1)
@@ -112,6 +116,19 @@ class Coconut(Method):
             print("note: train.init_from: its latent projection is dropped (coconut feeds the hidden state back "
                   "as it is)", file=sys.stderr)
             detach_latent_projection(model)
+        self.prepare_thought_norm(model, resuming)
+
+    def prepare_thought_norm(self, model, resuming: bool) -> None:
+        wanted, present = self.cfg.thought_norm == "embedding", thought_norm(model) is not None
+        if resuming and wanted != present:
+            raise ValueError(f"config key 'method.thought_norm': {self.cfg.thought_norm}, but the checkpoint was "
+                             f"trained with{'out' if wanted else ''} one; keep the run's setting, or start a new "
+                             "run with train.init_from")
+        if wanted and not present:
+            attach_thought_norm(model)
+        elif present and not wanted:
+            print("note: train.init_from: its thought norm is dropped (method.thought_norm is none)", file=sys.stderr)
+            detach_thought_norm(model)
 
     def prepare(self, records, device="cpu", encoding="text"):
         if self.cfg.step_decoder:

@@ -243,7 +243,8 @@ def load_checkpoint_model(directory: str | os.PathLike, dtype: str = "float32"
 
 # Submodules latentcot adds to a HuggingFace model (config.json key, module name, restore function).
 ATTACHED_MODULES = ((halting.CONFIG_KEY, halting.MODULE_NAME, halting.restore_halting_head),
-                    (projection.CONFIG_KEY, projection.MODULE_NAME, projection.restore_latent_projection))
+                    (projection.CONFIG_KEY, projection.MODULE_NAME, projection.restore_latent_projection),
+                    (projection.THOUGHT_NORM_KEY, projection.THOUGHT_NORM_NAME, projection.restore_thought_norm))
 
 
 def _records_attached_modules(directory: Path) -> bool:

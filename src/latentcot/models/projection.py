@@ -60,11 +60,62 @@ def detach_latent_projection(model: nn.Module) -> None:
         delattr(model.config, CONFIG_KEY)
 
 
+THOUGHT_NORM_KEY = "latentcot_thought_norm"
+THOUGHT_NORM_NAME = "thought_norm"
+
+
+class ThoughtNorm(nn.Module):
+    """Coconut's ``method.thought_norm=embedding``: each fed-back thought keeps its direction and gets one
+    learned length, started at the input embeddings' mean length.
+
+    Why: a pre-norm model's final hidden state is about sqrt(d) long (15 for the 4-layer 128-dim ProntoQA
+    Llama, whose token embeddings are about 1 long), so at a thought position the residual stream starts
+    15 times longer than at a token, and every block's write to it counts 15 times less there. Tied
+    embeddings make the direction the one the LM head reads, so the rescaled thought sits where the
+    embedding of its likeliest token would."""
+
+    def __init__(self, length: float = 1.0):
+        super().__init__()
+        self.length = nn.Parameter(torch.tensor(float(length), dtype=torch.float64))
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        norm = hidden.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(hidden.dtype).tiny)
+        return hidden * (self.length / norm).to(hidden.dtype)
+
+
+def attach_thought_norm(model: nn.Module) -> ThoughtNorm:
+    """Give ``model`` a :class:`ThoughtNorm` whose length starts at its embedding rows' mean length."""
+    length = model.get_input_embeddings().weight.detach().double().norm(dim=-1).mean().item()
+    return attach_submodule(model, THOUGHT_NORM_NAME, ThoughtNorm(length), THOUGHT_NORM_KEY, {"kind": "embedding"})
+
+
+def thought_norm(model: nn.Module) -> ThoughtNorm | None:
+    found = getattr(model, THOUGHT_NORM_NAME, None)
+    return found if isinstance(found, ThoughtNorm) else None
+
+
+def detach_thought_norm(model: nn.Module) -> None:
+    if thought_norm(model) is not None:
+        delattr(model, THOUGHT_NORM_NAME)
+    if hasattr(model.config, THOUGHT_NORM_KEY):
+        delattr(model.config, THOUGHT_NORM_KEY)
+
+
+def restore_thought_norm(model: nn.Module, directory: str | Path) -> None:
+    """After ``from_pretrained``: rebuild the thought norm a checkpoint's config records and load its length."""
+    if getattr(model.config, THOUGHT_NORM_KEY, None):
+        load_prefixed_weights(attach_thought_norm(model), directory, THOUGHT_NORM_NAME)
+
+
 def feedback(model: nn.Module):
-    """The map from a final hidden state to the next latent's input embedding: the model's projection,
-    or the identity (Coconut)."""
-    projection = latent_projection(model)
-    return projection if projection is not None else (lambda hidden: hidden)
+    """The map from a final hidden state to the next latent's input embedding: the model's projection
+    and thought norm where it has them, or the identity (Coconut)."""
+    steps = [m for m in (latent_projection(model), thought_norm(model)) if m is not None]
+    if not steps:
+        return lambda hidden: hidden
+    if len(steps) == 1:
+        return steps[0]
+    return lambda hidden: steps[1](steps[0](hidden))
 
 
 def load_prefixed_weights(module: nn.Module, directory: str | Path, prefix: str) -> None:
