@@ -17,6 +17,7 @@ from latentcot.models import load_checkpoint_model
 from latentcot.models.projection import ThoughtNorm, attach_thought_norm, feedback, thought_norm
 from latentcot.runs import list_checkpoints
 from latentcot.training import Trainer, train
+from latentcot.training.export import export_model
 from test_inference import MAX_NEW, bias_eos_to_stop_half, sensitive_model
 from test_training import tiny_config
 
@@ -92,6 +93,14 @@ def test_a_run_saves_reloads_and_resumes_its_thought_norm(tmp_path):
     assert thought_norm(resumed.model) is not None and resumed.state.history[-1]["epoch"] == 3
     with pytest.raises(ValueError, match="method.thought_norm"):
         Trainer(tiny_config(tmp_path, "train.epochs=4"), train_records=records)
+    # an export carries it, and what it generates is what the trained model generates
+    out = export_model(tmp_path / "run", tmp_path / "exported")
+    exported, tokenizer = load_checkpoint_model(out)
+    assert thought_norm(exported).length.item() == thought_norm(resumed.model).length.item()
+    method = build_method(resumed.cfg.method, tokenizer)
+    expected = generate(resumed.model, resumed.tokenizer, method, records[:4], max_new_tokens=8)
+    assert [g.token_ids for g in generate(exported, tokenizer, method, records[:4], max_new_tokens=8)] == \
+        [g.token_ids for g in expected]
 
 
 def test_a_method_without_continuous_thoughts_refuses_it():
