@@ -14,7 +14,8 @@ from latentcot.config import MethodConfig
 from latentcot.inference import generate, generate_naive
 from latentcot.methods import build_method, method_class, tokenize_record
 from latentcot.models import load_checkpoint_model
-from latentcot.models.projection import ThoughtNorm, attach_thought_norm, feedback, thought_norm
+from latentcot.models.projection import (ThoughtNorm, attach_latent_projection, attach_thought_norm, feedback,
+                                         thought_norm)
 from latentcot.runs import list_checkpoints
 from latentcot.training import Trainer, train
 from latentcot.training.export import export_model
@@ -38,6 +39,18 @@ def test_the_length_starts_at_the_embedding_rows_mean_length():
     expected = sum(float(row.norm()) for row in rows) / len(rows)
     assert thought_norm(model).length.item() == pytest.approx(expected, rel=1e-9)
     assert feedback(model) is thought_norm(model)
+
+
+def test_with_a_projection_the_norm_comes_after_it():
+    model, _ = tiny_model(tiny_prosqa(3), method_class("codi").special_tokens)
+    projection = attach_latent_projection(model)
+    attach_thought_norm(model)
+    with torch.no_grad():
+        thought_norm(model).length.fill_(2.0)
+    hidden = torch.randn(2, 3, model.config.hidden_size, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    projected = projection(hidden)
+    expected = projected * 2.0 / projected.norm(dim=-1, keepdim=True)
+    assert torch.allclose(feedback(model)(hidden), expected, **TOL)
 
 
 def coconut_with_norm(records, arch="gpt2", **cfg):

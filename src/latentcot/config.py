@@ -123,7 +123,7 @@ class MethodConfig:
     max_thoughts: int = option(-1, "inference_thoughts=auto: the most thoughts a problem may take "
                                    "(-1 = c_thought * max_latent_stage)")
     thought_norm: Literal["none", "embedding"] = option(
-        "none", "coconut: embedding = each fed-back thought keeps its direction and gets one learned length, "
+        "none", "coconut, codi, pccot: embedding = each fed-back thought keeps its direction and gets one learned length, "
         "started at the input embeddings' mean length (latentcot.models.projection.ThoughtNorm); none = the "
         "hidden state as it is (the paper)")
     max_new_tokens: int = option(128, "inference: longest generated continuation")

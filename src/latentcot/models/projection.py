@@ -65,8 +65,8 @@ THOUGHT_NORM_NAME = "thought_norm"
 
 
 class ThoughtNorm(nn.Module):
-    """Coconut's ``method.thought_norm=embedding``: each fed-back thought keeps its direction and gets one
-    learned length, started at the input embeddings' mean length.
+    """``method.thought_norm=embedding``: each fed-back thought keeps its direction and gets one learned
+    length, started at the input embeddings' mean length (after CODI's projection, where there is one).
 
     Why: a pre-norm model's final hidden state is about sqrt(d) long (15 for the 4-layer 128-dim ProntoQA
     Llama, whose token embeddings are about 1 long), so at a thought position the residual stream starts
