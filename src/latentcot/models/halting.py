@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .projection import attach_submodule, load_prefixed_weights
+from .projection import attach_submodule, detach_submodule, load_prefixed_weights
 
 CONFIG_KEY = "latentcot_halting_head"
 MODULE_NAME = "halting_head"
@@ -71,10 +71,7 @@ def require_halting_head(model: nn.Module) -> HaltingHead:
 
 def detach_halting_head(model: nn.Module) -> None:
     """Remove the head and its config record (a run that continues a model without training its head)."""
-    if halting_head(model) is not None:
-        delattr(model, MODULE_NAME)
-    if hasattr(model.config, CONFIG_KEY):
-        delattr(model.config, CONFIG_KEY)
+    detach_submodule(model, MODULE_NAME, HaltingHead, CONFIG_KEY)
 
 
 def restore_halting_head(model: nn.Module, directory: str | Path) -> None:

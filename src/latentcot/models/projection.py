@@ -41,6 +41,14 @@ def attach_submodule(model: nn.Module, name: str, module: nn.Module, config_key:
     return module
 
 
+def detach_submodule(model: nn.Module, name: str, module_type: type, config_key: str) -> None:
+    """Remove what :func:`attach_submodule` put in ``model`` (if it is a ``module_type``) and its config record."""
+    if isinstance(getattr(model, name, None), module_type):
+        delattr(model, name)
+    if hasattr(model.config, config_key):
+        delattr(model.config, config_key)
+
+
 def attach_latent_projection(model: nn.Module, width: int = -1) -> LatentProjection:
     """Give ``model`` a new projection (``width`` -1 = the hidden size) and record it in its config."""
     hidden = model.get_input_embeddings().embedding_dim
@@ -54,10 +62,7 @@ def latent_projection(model: nn.Module) -> LatentProjection | None:
 
 
 def detach_latent_projection(model: nn.Module) -> None:
-    if latent_projection(model) is not None:
-        delattr(model, MODULE_NAME)
-    if hasattr(model.config, CONFIG_KEY):
-        delattr(model.config, CONFIG_KEY)
+    detach_submodule(model, MODULE_NAME, LatentProjection, CONFIG_KEY)
 
 
 THOUGHT_NORM_KEY = "latentcot_thought_norm"
@@ -95,10 +100,7 @@ def thought_norm(model: nn.Module) -> ThoughtNorm | None:
 
 
 def detach_thought_norm(model: nn.Module) -> None:
-    if thought_norm(model) is not None:
-        delattr(model, THOUGHT_NORM_NAME)
-    if hasattr(model.config, THOUGHT_NORM_KEY):
-        delattr(model.config, THOUGHT_NORM_KEY)
+    detach_submodule(model, THOUGHT_NORM_NAME, ThoughtNorm, THOUGHT_NORM_KEY)
 
 
 def restore_thought_norm(model: nn.Module, directory: str | Path) -> None:
