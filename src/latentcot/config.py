@@ -122,6 +122,10 @@ class MethodConfig:
         "head decides per problem, at most max_thoughts")
     max_thoughts: int = option(-1, "inference_thoughts=auto: the most thoughts a problem may take "
                                    "(-1 = c_thought * max_latent_stage)")
+    thought_feedback: Literal["hidden", "token_mixture"] = option(
+        "hidden", "coconut, codi, pccot: what a thought fed back is made of. hidden: the final hidden state (the "
+        "papers); token_mixture: the input embeddings averaged under the LM head's next-token distribution at "
+        "that position (latentcot.models.projection.token_mixture), before any projection and thought norm")
     thought_norm: Literal["none", "embedding"] = option(
         "none", "coconut, codi, pccot: embedding = each fed-back thought keeps its direction and gets one learned length, "
         "started at the input embeddings' mean length (latentcot.models.projection.ThoughtNorm); none = the "

@@ -17,7 +17,7 @@ from typing import Sequence
 from ..models.continuous import loss_of_pass
 from ..models.halting import decision_count, needed_thoughts
 from ..models.projection import (attach_thought_norm, detach_latent_projection, detach_thought_norm,
-                                 latent_projection, thought_norm)
+                                 latent_projection, set_thought_feedback, thought_feedback, thought_norm)
 from ..tokenization import BOT, EOT, PAUSE, THOUGHT
 from . import step_decoder as simcot
 from .base import IGNORE_INDEX, Example, Method, TokenizedRecord, assemble
@@ -37,6 +37,9 @@ class Coconut(Method):
         if cfg.thought_norm != "none" and not self.continuous:
             raise ValueError(f"config key 'method.thought_norm': {cfg.thought_norm!r}, but {self.name} feeds no "
                              "hidden state back; use none")
+        if cfg.thought_feedback != "hidden" and not self.continuous:
+            raise ValueError(f"config key 'method.thought_feedback': {cfg.thought_feedback!r}, but {self.name} feeds "
+                             "no hidden state back; use hidden")
 
     def stage_at(self, epoch: int) -> int:
         return self.cfg.start_stage + epoch // max(self.cfg.epochs_per_stage, 1)
@@ -116,9 +119,9 @@ class Coconut(Method):
             print("note: train.init_from: its latent projection is dropped (coconut feeds the hidden state back "
                   "as it is)", file=sys.stderr)
             detach_latent_projection(model)
-        self.prepare_thought_norm(model, resuming)
+        self.prepare_feedback(model, resuming)
 
-    def prepare_thought_norm(self, model, resuming: bool) -> None:
+    def prepare_feedback(self, model, resuming: bool) -> None:
         wanted, present = self.cfg.thought_norm == "embedding", thought_norm(model) is not None
         if resuming and wanted != present:
             raise ValueError(f"config key 'method.thought_norm': {self.cfg.thought_norm}, but the checkpoint was "
@@ -129,6 +132,14 @@ class Coconut(Method):
         elif present and not wanted:
             print("note: train.init_from: its thought norm is dropped (method.thought_norm is none)", file=sys.stderr)
             detach_thought_norm(model)
+        wanted, present = self.cfg.thought_feedback, thought_feedback(model)
+        if resuming and wanted != present:
+            raise ValueError(f"config key 'method.thought_feedback': {wanted}, but the checkpoint was trained with "
+                             f"{present}; keep the run's setting, or start a new run with train.init_from")
+        if present != wanted and present != "hidden":
+            print(f"note: train.init_from: its thought feedback {present} is replaced by {wanted} "
+                  "(method.thought_feedback)", file=sys.stderr)
+        set_thought_feedback(model, wanted)
 
     def prepare(self, records, device="cpu", encoding="text"):
         if self.cfg.step_decoder:

@@ -98,7 +98,7 @@ class CODI(Coconut):
             if width != wanted:
                 raise ValueError(f"config key 'method.projection_dim': {self.cfg.projection_dim}, but the model it "
                                  f"continues already has a latent projection of width {width}")
-        self.prepare_thought_norm(model, resuming)
+        self.prepare_feedback(model, resuming)
 
     # -- schedule and rendering --------------------------------------------------------------------
     def stage_at(self, epoch: int) -> int:

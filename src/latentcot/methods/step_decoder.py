@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from transformers import AutoModelForCausalLM
 
 from ..models.halting import detach_halting_head
-from ..models.projection import detach_latent_projection, detach_thought_norm
+from ..models.projection import detach_latent_projection, detach_thought_norm, set_thought_feedback
 from .base import IGNORE_INDEX, Example
 
 DECODER_NAME = "step_decoder"
@@ -57,13 +57,15 @@ def check_steps_present(records, name: str) -> None:
 
 
 def new_decoder(model):
-    """A trainable copy of the base model, without latentcot's own submodules (projection, thought norm, halting head)."""
+    """A trainable copy of the base model, without latentcot's own submodules (projection, thought norm,
+    halting head) and with the plain thought feedback."""
     decoder = copy.deepcopy(model)
     # train.compile puts a compiled forward on the model's instance, which deepcopy keeps as the same
     # object: bound to the MAIN model's weights. The copy must run its own.
     decoder.base_model.__dict__.pop("forward", None)
     detach_latent_projection(decoder)
     detach_thought_norm(decoder)
+    set_thought_feedback(decoder, "hidden")
     detach_halting_head(decoder)
     return decoder
 

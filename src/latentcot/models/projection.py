@@ -109,15 +109,59 @@ def restore_thought_norm(model: nn.Module, directory: str | Path) -> None:
         load_prefixed_weights(attach_thought_norm(model), directory, THOUGHT_NORM_NAME)
 
 
+THOUGHT_FEEDBACK_KEY = "latentcot_thought_feedback"
+
+
+def thought_feedback(model: nn.Module) -> str:
+    """What a model's fed-back thought is made of: ``hidden`` (the final hidden state, Coconut's) or
+    ``token_mixture`` (:func:`token_mixture`). Recorded in the model's config, so checkpoints keep it."""
+    return getattr(model.config, THOUGHT_FEEDBACK_KEY, None) or "hidden"
+
+
+def set_thought_feedback(model: nn.Module, kind: str) -> None:
+    if kind == "hidden":
+        if hasattr(model.config, THOUGHT_FEEDBACK_KEY):
+            delattr(model.config, THOUGHT_FEEDBACK_KEY)
+    else:
+        setattr(model.config, THOUGHT_FEEDBACK_KEY, kind)
+
+
+def token_mixture(model: nn.Module):
+    """``method.thought_feedback=token_mixture``: the thought fed back is the input embeddings averaged under
+    the LM head's next-token distribution at that position, ``softmax(head(h)) @ E``.
+
+    Why: the thought then lies in the span of the token embeddings the model already reads, so a lookup
+    the cot model keys on a written token (the ProntoQA rule of the chain's last concept) can be keyed on
+    the thought with the same attention; a confident position feeds back nearly its token's embedding, an
+    unsure one a weighted superposition of its candidates (the breadth-first frontier Zhu et al. 2025 find
+    in Coconut's thoughts). The distribution is computed in float32 at least, and the gradient flows
+    through the softmax."""
+    head, table = model.get_output_embeddings(), model.get_input_embeddings()
+
+    def mix(hidden: torch.Tensor) -> torch.Tensor:
+        logits = head(hidden)
+        probs = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
+        return (probs.to(table.weight.dtype) @ table.weight).to(hidden.dtype)
+
+    return mix
+
+
 def feedback(model: nn.Module):
-    """The map from a final hidden state to the next latent's input embedding: the model's projection
-    and thought norm where it has them, or the identity (Coconut)."""
-    steps = [m for m in (latent_projection(model), thought_norm(model)) if m is not None]
+    """The map from a final hidden state to the next latent's input embedding: the token mixture, the
+    model's projection and its thought norm where it has them (in that order), or the identity (Coconut)."""
+    steps = [m for m in (token_mixture(model) if thought_feedback(model) == "token_mixture" else None,
+                         latent_projection(model), thought_norm(model)) if m is not None]
     if not steps:
         return lambda hidden: hidden
     if len(steps) == 1:
         return steps[0]
-    return lambda hidden: steps[1](steps[0](hidden))
+
+    def composed(hidden: torch.Tensor) -> torch.Tensor:
+        for step in steps:
+            hidden = step(hidden)
+        return hidden
+
+    return composed
 
 
 def load_prefixed_weights(module: nn.Module, directory: str | Path, prefix: str) -> None:
