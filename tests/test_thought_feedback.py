@@ -4,6 +4,7 @@ training pass and both generation paths; and that a run saves, reloads, resumes 
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -111,6 +112,10 @@ def test_a_run_saves_reloads_resumes_and_exports_its_thought_feedback(tmp_path):
     continued = train(tiny_config(tmp_path, "train.epochs=1", f"train.init_from={out}", name="continued"),
                       train_records=records)
     assert thought_feedback(continued.model) == "hidden"
+    # its export lists the runs behind the model it continued, read from that model's training.json
+    again = export_model(tmp_path / "continued", tmp_path / "exported_again")
+    runs = [r["run"] for r in json.loads((again / "training.json").read_text())["runs"]]
+    assert len(runs) == 2 and runs[1].endswith("run") and runs[0].endswith("continued")
 
 
 def test_a_method_without_continuous_thoughts_refuses_it():

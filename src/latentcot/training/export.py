@@ -63,6 +63,10 @@ def lineage(checkpoint: Path) -> list[dict[str, Any]]:
     chain, seen = [], set()
     while checkpoint is not None and checkpoint not in seen:
         seen.add(checkpoint)
+        if not (checkpoint / "state.json").exists() and (checkpoint / "training.json").exists():
+            # an exported model: its runs are gone from here, but its training.json records them
+            chain.extend(json.loads((checkpoint / "training.json").read_text(encoding="utf-8")).get("runs", []))
+            break
         cfg = load_config(checkpoint / "config.yaml")
         run = run_of(checkpoint)
         state = load_state(checkpoint) if (checkpoint / "state.json").exists() else {}
