@@ -20,6 +20,7 @@ from latentcot.runs import list_checkpoints
 from latentcot.training import Trainer, train
 from latentcot.training.export import export_model
 from test_inference import MAX_NEW, bias_eos_to_stop_half, sensitive_model
+from test_thought_norm import hidden_fed_by_hand
 from test_training import tiny_config
 
 TOL = dict(rtol=1e-10, atol=1e-10)
@@ -67,12 +68,7 @@ def test_the_training_pass_feeds_the_mixtures(arch):
     batch = method.collate(examples, tokenizer.pad_token_id)
     got = method.forward_hidden(model, batch["input_ids"], batch["attention_mask"], batch["thought_mask"]).hidden
     for row, example in enumerate(examples):
-        ids = torch.tensor([example.input_ids])
-        embeds = model.get_input_embeddings()(ids)
-        for col in range(example.thought_start, example.thought_start + example.n_thoughts):
-            last = model(inputs_embeds=embeds[:, :col], output_hidden_states=True).hidden_states[-1][:, -1:]
-            embeds = torch.cat([embeds[:, :col], mixture_by_hand(model, last), embeds[:, col + 1:]], dim=1)
-        expected = model(inputs_embeds=embeds, output_hidden_states=True).hidden_states[-1][0]
+        expected = hidden_fed_by_hand(model, example, lambda last: mixture_by_hand(model, last))
         real = batch["attention_mask"][row].bool()
         assert torch.allclose(got[row, real], expected, **TOL)
 

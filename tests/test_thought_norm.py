@@ -70,15 +70,19 @@ def test_the_training_pass_feeds_the_rescaled_thoughts(arch):
     batch = method.collate(examples, tokenizer.pad_token_id)
     got = method.forward_hidden(model, batch["input_ids"], batch["attention_mask"], batch["thought_mask"]).hidden
     for row, example in enumerate(examples):
-        ids = torch.tensor([example.input_ids])
-        embeds = model.get_input_embeddings()(ids)
-        for col in range(example.thought_start, example.thought_start + example.n_thoughts):
-            last = model(inputs_embeds=embeds[:, :col], output_hidden_states=True).hidden_states[-1][:, -1:]
-            by_hand = last * 3.7 / last.norm(dim=-1, keepdim=True)
-            embeds = torch.cat([embeds[:, :col], by_hand, embeds[:, col + 1:]], dim=1)
-        expected = model(inputs_embeds=embeds, output_hidden_states=True).hidden_states[-1][0]
+        expected = hidden_fed_by_hand(model, example, lambda last: last * 3.7 / last.norm(dim=-1, keepdim=True))
         real = batch["attention_mask"][row].bool()
         assert torch.allclose(got[row, real], expected, **TOL)
+
+
+def hidden_fed_by_hand(model, example, feed):
+    """One problem's final hidden states with each thought made by ``feed`` from the previous position's
+    final hidden state, re-running the whole prefix for every thought."""
+    embeds = model.get_input_embeddings()(torch.tensor([example.input_ids]))
+    for col in range(example.thought_start, example.thought_start + example.n_thoughts):
+        last = model(inputs_embeds=embeds[:, :col], output_hidden_states=True).hidden_states[-1][:, -1:]
+        embeds = torch.cat([embeds[:, :col], feed(last), embeds[:, col + 1:]], dim=1)
+    return model(inputs_embeds=embeds, output_hidden_states=True).hidden_states[-1][0]
 
 
 def test_cached_generation_matches_the_uncached_reference_with_the_norm():
