@@ -84,7 +84,9 @@ def from_run(coconut_dir: Path) -> dict[str, list[dict[str, Any]]]:
     """cot points from the run named by train.init_from, then the Coconut run's own."""
     cfg = yaml.safe_load((coconut_dir / "config.yaml").read_text())
     parent = str(cfg.get("train", {}).get("init_from") or "")
-    cot = _run_points(Path(parent), 0.0) if parent and (Path(parent) / "metrics.jsonl").exists() else []
+    # init_from may name the run or one of its checkpoints: the run is the nearest folder with metrics
+    run_dirs = [d for d in (Path(parent), *Path(parent).parents) if parent and (d / "metrics.jsonl").exists()]
+    cot = _run_points(run_dirs[0], 0.0) if run_dirs else []
     start = cot[-1]["passes"] if cot else 0.0
     return {"cot": cot, "coconut": _run_points(coconut_dir, start)}
 
@@ -100,7 +102,7 @@ def from_gpu_sweep(path: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
         start = cot[-1]["passes"] if cot else 0.0
         coconut = [{"passes": start + variant["coconut_epoch_size"] * (i + 1), "accuracy": 100 * h["accuracy"],
                     "stage": h["stage"]} for i, h in enumerate(variant["coconut"])]
-        out[f"{name} GPU sweep"] = {"cot": cot, "coconut": coconut}
+        out[f"{width_of(name)} GPU sweep"] = {"cot": cot, "coconut": coconut}
     return out
 
 
@@ -166,14 +168,19 @@ def plot(all_series: dict[str, dict[str, list[dict[str, Any]]]], ends: list[dict
         pts = sorted((e for e in ends if e["width"] == width), key=lambda e: e["passes_per_stage"])
         ax_end.plot([e["passes_per_stage"] for e in pts], [e["accuracy"] for e in pts], "s-", color=f"C{i}",
                     label=width)
-        for e in pts:
-            ax_end.annotate(e["label"], (e["passes_per_stage"], e["accuracy"]), fontsize=7,
-                            textcoords="offset points", xytext=(4, -10))
+        for j, e in enumerate(pts):
+            tag = e["label"].removeprefix(width).strip()
+            ax_end.annotate(f"{width} {tag}", (e["passes_per_stage"], e["accuracy"]), fontsize=7, color=f"C{i}",
+                            textcoords="offset points", xytext=(5, 6 if (i + j) % 2 else -11))
+        documented = [e for e in pts if e["source"] == "documented"]
+        ax_end.plot([e["passes_per_stage"] for e in documented], [e["accuracy"] for e in documented], "s",
+                    color="white", markersize=3)
     ax_end.axhline(GOAL, color="k", lw=0.8, ls="--")
     ax_end.set_xscale("log")
     ax_end.set_xlabel("problem passes per latent stage")
     ax_end.set_ylabel("best valid accuracy, all steps latent (%)")
-    ax_end.set_title("End of the curriculum against the budget per stage")
+    ax_end.set_title("End of the curriculum against the budget per stage\n(white centre: documented, not rerun)",
+                     fontsize=10)
     ax_end.legend(fontsize=8, loc="lower right", title="layers x dims")
     fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=120)

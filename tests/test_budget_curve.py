@@ -46,7 +46,7 @@ def test_run_directories_count_passes_from_steps_and_follow_init_from(budget, tm
     cot, coconut = tmp_path / "cot", tmp_path / "coconut"
     _write_run(cot, 10, [(100, 0, 0.3), (200, 0, 0.5)])
     # steps restart at 0 in the continued run; stages 1..7, the best all-latent epoch is stage 7's
-    _write_run(coconut, 20, [(50 * (k + 1), k + 1, 0.5 + 0.01 * k) for k in range(7)], init_from=str(cot))
+    _write_run(coconut, 20, [(50 * (k + 1), k + 1, 0.5 + 0.01 * k) for k in range(7)], init_from=str(cot / "checkpoints" / "epoch_002"))
     series = budget.from_run(coconut)
     assert [p["passes"] for p in series["cot"]] == [1000, 2000]
     assert series["coconut"][0]["passes"] == 2000 + 1000 and series["coconut"][-1]["passes"] == 2000 + 7000
