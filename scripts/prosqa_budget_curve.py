@@ -19,7 +19,7 @@ below zero, no budget at that width reaches the goal on the evidence so far.
 
     python scripts/prosqa_budget_curve.py --series "2x128 CPU=models/prosqa-coconut" \\
         --series "4x256 CPU=runs/compare_prosqa_d256_l4/coconut" --gpu-sweep docs/prosqa_gpu_sweep.json \\
-        --point "2x128|CPU, 5 epochs a stage|100000|60.7" --point "2x768|Zhu et al. 2025|369625|98.8" \\
+        --point "2x128|CPU, 5 epochs a stage|100000|60.7" --point "2x768|Zhu et al., 768 dims|369625|98.8" \\
         --out docs/prosqa_budget_curve
 """
 from __future__ import annotations
@@ -45,10 +45,18 @@ def _batch_size(config_path: Path) -> int:
         raise ValueError(f"{config_path}: no train.batch_size") from error
 
 
+def _point(passes: float, accuracy: float, stage: int) -> dict[str, Any]:
+    return {"passes": passes, "accuracy": 100 * accuracy, "stage": stage}
+
+
+def _last_passes(points: list[dict[str, Any]]) -> float:
+    return points[-1]["passes"] if points else 0.0
+
+
 def _points_from_history(history: list[dict[str, Any]], steps: int, epochs: int, batch: int,
                          start: float) -> list[dict[str, Any]]:
     per_epoch = steps / max(epochs, 1) * batch
-    return [{"passes": start + per_epoch * (i + 1), "accuracy": 100 * h["accuracy"], "stage": h.get("stage", 0)}
+    return [_point(start + per_epoch * (i + 1), h["accuracy"], h.get("stage", 0))
             for i, h in enumerate(history) if h.get("accuracy") is not None]
 
 
@@ -60,11 +68,10 @@ def from_model(model_dir: Path) -> dict[str, list[dict[str, Any]]]:
         raise ValueError(f"{model_dir}/training.json: expected a cot run and the Coconut run continued from it")
     batch = _batch_size(model_dir / "config.yaml")
     series: dict[str, list[dict[str, Any]]] = {"cot": [], "coconut": []}
-    passes = 0.0
     for run in runs:
-        points = _points_from_history(run["history"], run["steps"], run["epochs"], batch, passes)
+        start = _last_passes(series["cot"] + series["coconut"])
+        points = _points_from_history(run["history"], run["steps"], run["epochs"], batch, start)
         series["coconut" if run["method"] != "cot" else "cot"] += points
-        passes = points[-1]["passes"] if points else passes
     return series
 
 
@@ -72,12 +79,8 @@ def _run_points(run_dir: Path, start: float) -> list[dict[str, Any]]:
     batch = _batch_size(run_dir / "config.yaml")
     records = read_metrics(run_dir / "metrics.jsonl")
     steps = {r["epoch"]: r["step"] for r in records if r.get("type") == "epoch"}
-    points = []
-    for r in records:
-        if r.get("type") == "eval" and r.get("epoch") in steps:
-            points.append({"passes": start + steps[r["epoch"]] * batch, "accuracy": 100 * r["accuracy"],
-                           "stage": r.get("stage", 0)})
-    return points
+    return [_point(start + steps[r["epoch"]] * batch, r["accuracy"], r.get("stage", 0))
+            for r in records if r.get("type") == "eval" and r.get("epoch") in steps]
 
 
 def from_run(coconut_dir: Path) -> dict[str, list[dict[str, Any]]]:
@@ -87,8 +90,7 @@ def from_run(coconut_dir: Path) -> dict[str, list[dict[str, Any]]]:
     # init_from may name the run or one of its checkpoints: the run is the nearest folder with metrics
     run_dirs = [d for d in (Path(parent), *Path(parent).parents) if parent and (d / "metrics.jsonl").exists()]
     cot = _run_points(run_dirs[0], 0.0) if run_dirs else []
-    start = cot[-1]["passes"] if cot else 0.0
-    return {"cot": cot, "coconut": _run_points(coconut_dir, start)}
+    return {"cot": cot, "coconut": _run_points(coconut_dir, _last_passes(cot))}
 
 
 def from_gpu_sweep(path: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
@@ -97,11 +99,9 @@ def from_gpu_sweep(path: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
     for name, variant in sweep.items():
         if not isinstance(variant, dict) or "cot" not in variant:
             continue
-        cot = [{"passes": variant["cot_epoch_size"] * (i + 1), "accuracy": 100 * h["accuracy"], "stage": 0}
-               for i, h in enumerate(variant["cot"])]
-        start = cot[-1]["passes"] if cot else 0.0
-        coconut = [{"passes": start + variant["coconut_epoch_size"] * (i + 1), "accuracy": 100 * h["accuracy"],
-                    "stage": h["stage"]} for i, h in enumerate(variant["coconut"])]
+        cot = [_point(variant["cot_epoch_size"] * (i + 1), h["accuracy"], 0) for i, h in enumerate(variant["cot"])]
+        coconut = [_point(_last_passes(cot) + variant["coconut_epoch_size"] * (i + 1), h["accuracy"], h["stage"])
+                   for i, h in enumerate(variant["coconut"])]
         out[f"{width_of(name)} GPU sweep"] = {"cot": cot, "coconut": coconut}
     return out
 
@@ -112,8 +112,8 @@ def end_point(series: dict[str, list[dict[str, Any]]], last_stage: int = 6) -> d
     if not latent:
         return None
     first = series["coconut"][0]["passes"]
-    start = series["cot"][-1]["passes"] if series["cot"] else 0.0
-    return {"passes_per_stage": round(first - start), "accuracy": max(p["accuracy"] for p in latent)}
+    return {"passes_per_stage": round(first - _last_passes(series["cot"])),
+            "accuracy": max(p["accuracy"] for p in latent)}
 
 
 def width_of(label: str) -> str:
