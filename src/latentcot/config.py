@@ -42,16 +42,28 @@ class DataConfig:
         0, "problems per epoch (0 = all): epoch e takes the next N problems of the training set, wrapping "
         "around, so a large generated set is seen a window at a time and each epoch is short")
     max_eval: int = option(0, "evaluate on only the first N problems (0 = all)")
-    encoding: Literal["text", "graph", "rules"] = option(
+    encoding: Literal["text", "graph", "graph_edges", "rules"] = option(
         "text", "text: problems as written; graph: ProsQA-style graphs as node ids and 'src dst |' edges; "
+        "graph_edges: the same, but each edge one position whose embedding is a source-role plus a "
+        "destination-role embedding of its two node ids (data.node_ids ids, relabelled per problem); "
         "rules: ProntoQA rules as 'subject predicate |', a negated property one word ('notlarge') "
         "(latentcot.data.encodings); decoded back to the file's words for evaluation")
     shuffle_graph: bool = option(
         False, "graph encoding: every epoch, write each problem's edges in a new random order and its two "
         "options in a random order (Zhu et al. 2025)")
-    relabel_nodes: bool = option(
-        False, "graph encoding: every epoch, rename each problem's node ids by a random permutation of its "
-        "own ids (the 'Emergence of Superposition' augmentation)")
+    relabel_nodes: Union[bool, Literal["auto"]] = option(
+        "auto", "graph encodings: every epoch, rename each problem's node ids at random (the 'Emergence of "
+        "Superposition' augmentation): into its own ids, or into 0..data.node_ids-1 for graph_edges; auto = on "
+        "for graph_edges, off otherwise")
+    node_ids: int = option(
+        32, "graph_edges: the node ids the model knows (0..N-1; the pair tokens are N x N); at least the "
+        "largest graph's node count (official ProsQA: 28)")
+
+    def relabelling(self) -> bool:
+        """``relabel_nodes`` with ``auto`` resolved: on for graph_edges, off otherwise."""
+        if self.relabel_nodes == "auto":
+            return self.encoding == "graph_edges"
+        return bool(self.relabel_nodes)
 
 
 @dataclass
@@ -122,10 +134,23 @@ class MethodConfig:
         "head decides per problem, at most max_thoughts")
     max_thoughts: int = option(-1, "inference_thoughts=auto: the most thoughts a problem may take "
                                    "(-1 = c_thought * max_latent_stage)")
-    thought_feedback: Literal["hidden", "token_mixture"] = option(
+    thought_feedback: Literal["hidden", "token_mixture", "target_mixture"] = option(
         "hidden", "coconut, codi, pccot: what a thought fed back is made of. hidden: the final hidden state (the "
         "papers); token_mixture: the input embeddings averaged under the LM head's next-token distribution at "
-        "that position (latentcot.models.projection.token_mixture), before any projection and thought norm")
+        "that position (latentcot.models.projection.token_mixture), before any projection and thought norm; "
+        "target_mixture: teacher forcing, in training thought k is the mean input embedding of its "
+        "method.thought_targets set and all thoughts run in one pass (for method.teacher_forcing_epochs), "
+        "then and at inference token_mixture")
+    teacher_forcing_epochs: int = option(
+        -1, "thought_feedback=target_mixture: epochs trained teacher-forced before free-running training "
+        "(token_mixture, gradients through the whole chain) takes over (-1 = every epoch)")
+    thought_targets: Literal["none", "reachable", "chain"] = option(
+        "none", "coconut, codi, pccot: a target distribution for each continuous thought, trained by soft cross "
+        "entropy of the LM head at the position that feeds it (term thought_target). reachable: uniform over "
+        "the nodes within k hops of the root (graph encodings; Zhu et al.'s Coconut-BFS); chain: the concept "
+        "reached at hop k (rules encoding). A training signal the paper's Coconut does not have")
+    thought_target_weight: float = option(1.0, "thought_targets: weight of the thought-target loss (a mean over "
+                                                "targeted thoughts) beside the token loss")
     thought_norm: Literal["none", "embedding"] = option(
         "none", "coconut, codi, pccot: embedding = each fed-back thought keeps its direction and gets one learned length, "
         "started at the input embeddings' mean length (latentcot.models.projection.ThoughtNorm); none = the "

@@ -24,7 +24,11 @@ class Example:
     Methods with losses of their own say here what each problem adds to them: ``loss_counts`` (a term's
     name to this problem's share of its denominator: decisions, teacher tokens, 1 per problem, ...),
     ``companion`` (a second rendering of the same problem, CODI's teacher sequence) and ``step_targets``
-    (SIM-CoT: per latent, the token ids of the written step its decoder must produce)."""
+    (SIM-CoT: per latent, the token ids of the written step its decoder must produce).
+
+    ``thought_targets`` (``method.thought_targets``): per thought, the token ids of the set the position that
+    feeds it should predict (empty: no target there); ``teacher_forced``: in training, each thought is fed the
+    mean embedding of its target set instead of what the model computed (``thought_feedback=target_mixture``)."""
 
     input_ids: list[int]
     labels: list[int]
@@ -35,6 +39,8 @@ class Example:
     loss_counts: dict[str, int] = field(default_factory=dict)
     companion: "Example | None" = None
     step_targets: list[list[int]] | None = None
+    thought_targets: list[list[int]] | None = None
+    teacher_forced: bool = False
 
 
 def assemble(pieces: Sequence[tuple[Sequence[int], bool]], thought_id: int | None = None) -> Example:

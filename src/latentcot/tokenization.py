@@ -176,6 +176,9 @@ class TokenizedRecord:
     # per stage k, the candidate labels of Coconut's frontier stage target (method.stage_target=frontier),
     # each tokenized like ``answer``; from the record's ``stage_targets`` field (graph encoding)
     stage_targets: tuple[tuple[tuple[int, ...], ...], ...] = ()
+    # per hop k = 1, 2, ..., the token ids of thought k's target set (method.thought_targets), one token a
+    # member; from the record's ``thought_targets`` field (latentcot.data.targets)
+    thought_targets: tuple[tuple[int, ...], ...] = ()
 
 
 def tokenize_record(record: Record, tokenizer) -> TokenizedRecord:
@@ -197,6 +200,7 @@ def tokenize_records(records: Sequence[Record], tokenizer, chunk: int = 20_000) 
             texts.extend(step + "\n" for step in record.steps)
             texts.append(ANSWER_PREFIX + record.answer)
             texts.extend(ANSWER_PREFIX + c for stage in record.extra.get("stage_targets", ()) for c in stage)
+            texts.extend(t for hop in record.extra.get("thought_targets", ()) for t in hop)
         ids = iter(tuple(x) for x in tokenizer(texts, add_special_tokens=False)["input_ids"])
         eos = (tokenizer.eos_token_id,)
         for record in part:
@@ -205,5 +209,17 @@ def tokenize_records(records: Sequence[Record], tokenizer, chunk: int = 20_000) 
             answer = next(ids) + eos
             stage_targets = tuple(tuple(next(ids) + eos for _ in stage)
                                   for stage in record.extra.get("stage_targets", ()))
-            out.append(TokenizedRecord(question=question, steps=steps, answer=answer, stage_targets=stage_targets))
+            thought_targets = tuple(tuple(_one_token(next(ids), text, tokenizer) for text in hop)
+                                    for hop in record.extra.get("thought_targets", ()))
+            out.append(TokenizedRecord(question=question, steps=steps, answer=answer, stage_targets=stage_targets,
+                                       thought_targets=thought_targets))
     return out
+
+
+def _one_token(ids: tuple[int, ...], text: str, tokenizer) -> int:
+    """The single id of a thought target's text; a target that is not one token cannot be a distribution
+    over the LM head's vocabulary."""
+    if len(ids) != 1 or ids[0] == tokenizer.unk_token_id:
+        raise ValueError(f"method.thought_targets: the target {text!r} is not one known token of the vocabulary "
+                         f"(it tokenizes to {list(ids)})")
+    return ids[0]

@@ -146,3 +146,49 @@ def stage_target_accuracy(model, tokenizer, method: Method, records: Sequence[Re
                            n_thoughts=method.thoughts_for(stage, stage + 1))
     right = sum(extract_answer(gen.text) in graph_stage_targets(enc)[stage] for enc, gen in zip(encoded, generations))
     return {"stage_accuracy": right / len(encoded), "stage_problems": len(encoded)}
+
+
+def thought_target_exactness(model, tokenizer, method: Method, records: Sequence[Record], encoding: Encoding,
+                             kind: str, batch_size: int = 64, n_thoughts: int | None = None,
+                             source: str = "<memory>") -> dict:
+    """Per thought, how often the LM head at the position that feeds it ranks exactly its target set first:
+    the top-|R| tokens are R (``method.thought_targets``; for ``reachable`` R_k, the nodes within k hops).
+
+    The thoughts run free, as inference runs them (each fed what the model computed, never its target), so
+    this is the curve of the search itself; ``thought{j}_set_exact`` for thought j = 1, 2, ..."""
+    import torch
+
+    from ..data.targets import thought_target_texts
+    from ..models.continuous import thought_target_logits
+    from ..tokenization import tokenize_records
+
+    hops = method.thought_target_hops()
+    encoded = [Record(e.question, e.steps, e.answer, dict(e.extra, thought_targets=thought_target_texts(e, kind, hops)))
+               for e in encoding.encode_all(records, source)]
+    tokens = tokenize_records(encoded, tokenizer)
+    n = method.default_thoughts() if n_thoughts is None else n_thoughts
+    per_step = method.thoughts_per_step()
+    right, counted = [0] * n, [0] * n
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for lo in range(0, len(tokens), batch_size):
+            part = tokens[lo:lo + batch_size]
+            batch = method.collate([method.prompt(t, n) for t in part], tokenizer.pad_token_id, align="thoughts")
+            batch = {k: v.to(device) for k, v in batch.items()}
+            if n == 0:
+                continue
+            passed = method.forward_hidden(model, batch["input_ids"], batch["attention_mask"], batch["thought_mask"])
+            logits = thought_target_logits(model, passed.hidden, batch["thought_mask"], n)
+            for row, record in enumerate(part):
+                for j in range(n):
+                    hop = j // per_step
+                    if hop >= len(record.thought_targets) or not record.thought_targets[hop]:
+                        continue
+                    want = set(record.thought_targets[hop])
+                    top = set(logits[row, j].topk(len(want)).indices.tolist())
+                    right[j] += top == want
+                    counted[j] += 1
+    model.train(was_training)
+    return {f"thought{j + 1}_set_exact": round(right[j] / counted[j], 4) for j in range(n) if counted[j]}

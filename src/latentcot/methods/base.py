@@ -70,6 +70,15 @@ class Method:
         if cfg.step_decoder and not (self.decodes_steps and self.continuous):
             raise ValueError(f"config key 'method.step_decoder': SIM-CoT's step decoder reads continuous latents, and "
                              f"method {self.name!r} has none (use coconut, codi or pccot)")
+        if cfg.thought_targets != "none" and not self.continuous:
+            raise ValueError(f"config key 'method.thought_targets': {cfg.thought_targets} trains continuous thoughts, "
+                             f"and method {self.name!r} has none (use coconut, codi or pccot)")
+        if cfg.thought_feedback == "target_mixture" and cfg.thought_targets == "none":
+            raise ValueError("config key 'method.thought_feedback': target_mixture feeds each thought its target "
+                             "set; set method.thought_targets (reachable or chain)")
+        if cfg.thought_target_weight < 0:
+            raise ValueError(f"config key 'method.thought_target_weight': expected at least 0, got "
+                             f"{cfg.thought_target_weight!r}")
         if adaptive and not self.continuous:
             raise ValueError(f"config key '{adaptive.split('=')[0]}': {adaptive} needs a continuous-thought method "
                              f"(coconut, coconut_wo_curriculum); {self.name!r} has no continuous thoughts")
@@ -153,13 +162,25 @@ class Method:
                                 embeds[:, col + 1:]], dim=1)
         return embeds, len(columns)
 
+    def training_pass(self, model, batch: dict, return_layers: bool = False):
+        """The training forward of a collated batch: :meth:`forward_hidden`, or with teacher-forced thoughts
+        (``thought_feedback=target_mixture``) one pass with each thought fed its target set's mean embedding."""
+        if "teacher_forced" in batch and bool(batch["teacher_forced"]):
+            return continuous.teacher_forced_forward(model, batch["input_ids"], batch["attention_mask"],
+                                                     batch["thought_mask"], batch["thought_targets"], return_layers)
+        return self.forward_hidden(model, batch["input_ids"], batch["attention_mask"], batch.get("thought_mask"),
+                                   return_layers=return_layers)
+
     def batch_loss(self, model, batch: dict):
         """Summed losses of one collated batch (:class:`~latentcot.models.continuous.BatchLoss`)."""
-        return continuous.batch_loss(model, batch)
+        return continuous.loss_of_pass(model, self.training_pass(model, batch).hidden, batch)
 
     def loss_weights(self) -> dict[str, float]:
         """Weight of each named loss term beside the token loss; a term without a weight is not trained."""
-        return {"halt": self.cfg.halt_weight} if self.cfg.halting else {}
+        weights = {"halt": self.cfg.halt_weight} if self.cfg.halting else {}
+        if self.cfg.thought_targets != "none":
+            weights["thought_target"] = self.cfg.thought_target_weight
+        return weights
 
     def output_summary(self, texts: Sequence[str]) -> dict:
         """Method-specific statistics of generated texts, added to an evaluation's summary."""

@@ -86,9 +86,37 @@ class Coconut(Method):
             return example  # no halting head to train: no decisions, no targets
         return replace(example, halt_from=len(record.question), halt_needed=needed_thoughts(
             len(record.steps), self.cfg.c_thought, self.cfg.max_latent_stage),
-            loss_counts={"halt": decision_count(example.n_thoughts)})
+            loss_counts={**example.loss_counts, "halt": decision_count(example.n_thoughts)})
+
+    # -- thought targets (method.thought_targets) --------------------------------------------------
+    def thought_target_hops(self) -> int:
+        """How many hops of targets a problem needs: one per step a thought may stand for."""
+        return -(-max(self.default_thoughts(), self.thought_cap()) // self.thoughts_per_step())
+
+    def with_thought_targets(self, example: Example, record: TokenizedRecord) -> Example:
+        """Thought j's target is hop j // thoughts_per_step + 1 of the record's ``thought_targets``."""
+        if self.cfg.thought_targets == "none" or example.n_thoughts == 0:
+            return example
+        if not record.thought_targets:
+            raise ValueError(f"method.thought_targets={self.cfg.thought_targets}: the problem carries no thought "
+                             "targets (the trainer adds them from the encoded record)")
+        c, hops = self.thoughts_per_step(), record.thought_targets
+        targets = [list(hops[j // c]) if j // c < len(hops) else [] for j in range(example.n_thoughts)]
+        return replace(example, thought_targets=targets,
+                       loss_counts={**example.loss_counts, "thought_target": sum(1 for t in targets if t)})
+
+    def teacher_forced_at(self, epoch: int) -> bool:
+        """Whether training at ``epoch`` feeds each thought its target set (thought_feedback=target_mixture)."""
+        until = self.cfg.teacher_forcing_epochs
+        return self.cfg.thought_feedback == "target_mixture" and (until < 0 or epoch < until)
 
     def train_example(self, record: TokenizedRecord, epoch: int, rng: random.Random) -> Example:
+        example = self.with_thought_targets(self.scheduled_example(record, epoch, rng), record)
+        if example.thought_targets and self.teacher_forced_at(epoch):
+            example = replace(example, teacher_forced=True)
+        return example
+
+    def scheduled_example(self, record: TokenizedRecord, epoch: int, rng: random.Random) -> Example:
         stage = self.problem_stage(epoch, rng)
         n_steps = len(record.steps)
         if self.cfg.stage_target == "frontier" and stage < n_steps and stage <= self.cfg.max_latent_stage:
@@ -132,7 +160,9 @@ class Coconut(Method):
         elif present and not wanted:
             print("note: train.init_from: its thought norm is dropped (method.thought_norm is none)", file=sys.stderr)
             detach_thought_norm(model)
-        wanted, present = self.cfg.thought_feedback, thought_feedback(model)
+        # teacher forcing is a training schedule; the model (and inference) feeds back its own mixture
+        wanted = "token_mixture" if self.cfg.thought_feedback == "target_mixture" else self.cfg.thought_feedback
+        present = thought_feedback(model)
         if resuming and wanted != present:
             raise ValueError(f"config key 'method.thought_feedback': {wanted}, but the checkpoint was trained with "
                              f"{present}; keep the run's setting, or start a new run with train.init_from")
@@ -168,7 +198,7 @@ class Coconut(Method):
     def batch_loss(self, model, batch: dict):
         if not self.cfg.step_decoder:
             return super().batch_loss(model, batch)
-        passed = self.forward_hidden(model, batch["input_ids"], batch["attention_mask"], batch.get("thought_mask"))
+        passed = self.training_pass(model, batch)
         return self.with_step_loss(loss_of_pass(model, passed.hidden, batch), passed, batch)
 
     def with_step_loss(self, parts, passed, batch: dict):

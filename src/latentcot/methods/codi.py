@@ -120,11 +120,11 @@ class CODI(Coconut):
         return assemble([(record.question, False), (steps, True), ([self.token_ids[EOT]], False),
                          (record.answer, True)])
 
-    def train_example(self, record: TokenizedRecord, epoch: int, rng: random.Random) -> Example:
+    def scheduled_example(self, record: TokenizedRecord, epoch: int, rng: random.Random) -> Example:
         student = self.render(record, self.n_latents, 0)
         teacher = self.teacher_example(record)
         student = replace(student, companion=teacher,
-                          loss_counts={"teacher": label_count(teacher), "distill": 1})
+                          loss_counts={**student.loss_counts, "teacher": label_count(teacher), "distill": 1})
         return self.with_step_targets(student, record, len(record.steps))
 
     # -- the loss ----------------------------------------------------------------------------------
@@ -141,8 +141,7 @@ class CODI(Coconut):
         return batch
 
     def batch_loss(self, model, batch: dict):
-        student = self.forward_hidden(model, batch["input_ids"], batch["attention_mask"], batch.get("thought_mask"),
-                                      return_layers=True)
+        student = self.training_pass(model, batch, return_layers=True)
         parts = loss_of_pass(model, student.hidden, batch)
         mask = batch["teacher_attention_mask"]
         base = model.base_model

@@ -55,6 +55,25 @@ def collate(examples: Sequence[Example], pad_id: int, thought_id: int | None, al
         out["thought_mask"] = (input_ids == thought_id) & attention_mask.bool()
     if thought_id is not None and any(e.halt_from >= 0 for e in examples):
         out["halt_targets"] = halting_target_tensor(examples, left, width)
+    if thought_id is not None and any(e.thought_targets for e in examples):
+        out["thought_targets"] = thought_target_tensor(examples)
+        forced = {e.teacher_forced for e in examples}
+        if len(forced) > 1:
+            raise ValueError("a batch mixes teacher-forced and free-running problems; the method decides per epoch")
+        out["teacher_forced"] = torch.tensor(forced.pop())
+    return out
+
+
+def thought_target_tensor(examples: Sequence[Example]) -> torch.Tensor:
+    """(batch, thoughts, members) token ids of each thought's target set, -1 where there is none; thought j
+    of a row is the j-th column of the (aligned) thought block."""
+    targets = [e.thought_targets or [] for e in examples]
+    thoughts = max(len(t) for t in targets)
+    members = max((len(s) for t in targets for s in t), default=1) or 1
+    out = torch.full((len(examples), thoughts, members), -1, dtype=torch.long)
+    for row, sets in enumerate(targets):
+        for j, ids in enumerate(sets):
+            out[row, j, :len(ids)] = torch.tensor(ids, dtype=torch.long)
     return out
 
 
@@ -279,9 +298,67 @@ def batch_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> BatchL
 
 
 def loss_of_pass(model: PreTrainedModel, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> BatchLoss:
-    """The token loss (and halting loss) of a batch whose pass is done: ``hidden`` its final hidden states."""
+    """The token loss (and the halting and thought-target losses) of a batch whose pass is done: ``hidden``
+    its final hidden states."""
     lm_sum, n_tokens = lm_loss_sum(model, hidden, batch["labels"])
-    if "halt_targets" not in batch:
-        return BatchLoss(lm_sum, n_tokens)
-    halt_sum, n_decisions = halting_loss_sum(model, hidden, batch["halt_targets"])
-    return BatchLoss(lm_sum, n_tokens, {"halt": halt_sum} if n_decisions else {})
+    terms = {}
+    if "halt_targets" in batch:
+        halt_sum, n_decisions = halting_loss_sum(model, hidden, batch["halt_targets"])
+        if n_decisions:
+            terms["halt"] = halt_sum
+    if "thought_targets" in batch:
+        terms["thought_target"] = thought_target_loss_sum(model, hidden, batch["thought_mask"],
+                                                          batch["thought_targets"])
+    return BatchLoss(lm_sum, n_tokens, terms)
+
+
+def thought_target_logits(model: PreTrainedModel, hidden: torch.Tensor, thought_mask: torch.Tensor,
+                          thoughts: int) -> torch.Tensor:
+    """(batch, thoughts, vocab) LM-head logits at the positions that feed thoughts 0 .. thoughts-1 (the one
+    before the block, then each thought but the last), in float32 at least."""
+    start, _ = thought_columns(thought_mask)
+    logits = model.get_output_embeddings()(hidden[:, start - 1:start - 1 + thoughts])
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+
+def thought_target_loss_sum(model: PreTrainedModel, hidden: torch.Tensor, thought_mask: torch.Tensor,
+                            targets: torch.Tensor) -> torch.Tensor:
+    """Summed over the targeted thoughts: the cross entropy of the LM head's distribution at the position that
+    feeds the thought against the uniform distribution over its target set, -mean over the set of log p(v).
+
+    Uniform rather than Zhu et al.'s -log sum p(v): a mixture fed back (token_mixture) then carries every
+    member of the frontier, not whichever one the head happens to favour. ``targets``: (batch, thoughts,
+    members) ids, -1 padding."""
+    log_probs = torch.log_softmax(thought_target_logits(model, hidden, thought_mask, targets.shape[1]), dim=-1)
+    member = targets >= 0
+    picked = log_probs.gather(-1, targets.clamp_min(0)) * member
+    counts = member.sum(-1)
+    per_thought = -picked.sum(-1) / counts.clamp_min(1)
+    return per_thought[counts > 0].sum()
+
+
+def target_mixtures(model: PreTrainedModel, targets: torch.Tensor) -> torch.Tensor:
+    """(batch, thoughts, d): the mean input embedding of each thought's target set (zeros where none)."""
+    table = model.get_input_embeddings().weight
+    member = (targets >= 0).to(table.dtype)
+    rows = table[targets.clamp_min(0)] * member[..., None]
+    return rows.sum(-2) / member.sum(-1, keepdim=True).clamp_min(1)
+
+
+def teacher_forced_forward(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                           thought_mask: torch.Tensor, targets: torch.Tensor, return_layers: bool = False) -> Hidden:
+    """``method.thought_feedback=target_mixture`` in training: thought j's input is the mean embedding of its
+    target set (:func:`target_mixtures`) instead of what the previous position computed, so no thought waits
+    for another and the whole sequence runs in one pass, as a written chain of thought trains."""
+    embeds = model.get_input_embeddings()(input_ids)
+    start, _ = thought_columns(thought_mask)
+    thoughts = targets.shape[1]
+    fed = target_mixtures(model, targets).to(embeds.dtype)
+    block = thought_mask[:, start:start + thoughts, None]
+    embeds = torch.cat([embeds[:, :start], torch.where(block, fed, embeds[:, start:start + thoughts]),
+                        embeds[:, start + thoughts:]], dim=1)
+    out = model.base_model(inputs_embeds=embeds, attention_mask=attention_mask,
+                           position_ids=position_ids(attention_mask), use_cache=False,
+                           output_hidden_states=return_layers)
+    return Hidden(out.last_hidden_state, None, tuple(out.hidden_states) if return_layers else None,
+                  fed, None)

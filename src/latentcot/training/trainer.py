@@ -19,6 +19,7 @@ import torch
 from ..config import Config, save_config
 from ..data.encodings import augment_graph, build_encoding, graph_stage_targets
 from ..data.io import check_writable, load_records
+from ..data.targets import check_target_encoding, thought_target_texts
 from ..data.records import Record
 from ..examples import label_count
 from ..methods import Example, Method, TokenizedRecord, build_method, method_class, tokenize_records
@@ -86,7 +87,7 @@ class Trainer:
         if self.sharded and self.method.side_modules:
             raise ValueError(f"config key 'train.fsdp': method {self.method.name!r} trains modules beside the model "
                              f"({', '.join(self.method.side_modules)}), which FSDP would not shard; use DDP")
-        self.augmenting = cfg.data.shuffle_graph or cfg.data.relabel_nodes
+        self.augmenting = cfg.data.shuffle_graph or cfg.data.relabelling()
         if self.augmenting and not self.method.records_can_change:
             raise ValueError(f"config keys 'data.shuffle_graph'/'data.relabel_nodes': method {self.method.name!r} "
                              "prepares each problem's steps once (its VQ-VAE codes), so they cannot be rewritten "
@@ -136,11 +137,12 @@ class Trainer:
         if len(t.adam_betas) != 2 or not all(0 <= b < 1 for b in t.adam_betas):
             raise ValueError(f"config key 'train.adam_betas': expected two values in [0, 1), got {t.adam_betas}")
         d = self.cfg.data
-        for key, on in (("data.shuffle_graph", d.shuffle_graph), ("data.relabel_nodes", d.relabel_nodes),
+        for key, on in (("data.shuffle_graph", d.shuffle_graph), ("data.relabel_nodes", d.relabel_nodes is True),
                         ("method.stage_target", self.cfg.method.stage_target == "frontier")):
             if on and d.encoding != "graph":
                 raise ValueError(f"config key '{key}': needs data.encoding=graph (problems that carry a graph), "
                                  f"got data.encoding={d.encoding}")
+        check_target_encoding(self.cfg.method.thought_targets, d.encoding)
         if self.cfg.method.inference_thoughts == "auto" and not self.cfg.method.halting:
             raise ValueError("config key 'method.inference_thoughts': auto needs a halting head; set "
                              "method.halting=true to train one")
@@ -278,15 +280,21 @@ class Trainer:
             return self.train_tokens if size >= total else [self.train_tokens[i] for i in window]
         rng = random.Random(self.cfg.seed * 1_000_003 + epoch + 15_485_863)
         data = self.cfg.data
-        records = [augment_graph(self.train_records[i], rng, data.shuffle_graph, data.relabel_nodes) for i in window]
+        records = [augment_graph(self.train_records[i], rng, data.shuffle_graph, data.relabelling()) for i in window]
         return tokenize_records(self._with_stage_targets(records), self.tokenizer)
 
     def _with_stage_targets(self, records: list[Record]) -> list[Record]:
-        """Records that carry their frontier stage targets when ``method.stage_target=frontier`` asks."""
-        if self.cfg.method.stage_target != "frontier":
-            return records
-        return [Record(r.question, r.steps, r.answer, dict(r.extra, stage_targets=graph_stage_targets(r)))
-                for r in records]
+        """Records that carry their frontier stage targets when ``method.stage_target=frontier`` asks, and
+        their thought targets when ``method.thought_targets`` does."""
+        m = self.cfg.method
+        if m.stage_target == "frontier":
+            records = [Record(r.question, r.steps, r.answer, dict(r.extra, stage_targets=graph_stage_targets(r)))
+                       for r in records]
+        if m.thought_targets != "none":
+            hops = self.method.thought_target_hops()
+            records = [Record(r.question, r.steps, r.answer, dict(
+                r.extra, thought_targets=thought_target_texts(r, m.thought_targets, hops))) for r in records]
+        return records
 
     def epoch_examples(self, epoch: int) -> list[Example]:
         """This epoch's rendered problems in this epoch's order; identical on every process."""
@@ -408,7 +416,7 @@ class Trainer:
         # Sharded blocks need every process in each forward pass, so under FSDP all of them generate.
         if not self.valid_records or not (self.dist.is_main or self.sharded):
             return None
-        from ..evaluation import evaluate, stage_target_accuracy
+        from ..evaluation import evaluate, stage_target_accuracy, thought_target_exactness
 
         result = evaluate(self.model, self.tokenizer, self.method, self.valid_records,
                           batch_size=self.cfg.train.eval_batch_size, progress=self.cfg.train.progress,
@@ -418,6 +426,11 @@ class Trainer:
         if self.cfg.method.stage_target == "frontier" and stage <= self.cfg.method.max_latent_stage:
             summary.update(stage_target_accuracy(self.model, self.tokenizer, self.method, self.valid_records,
                                                  stage, self.encoding, self.cfg.train.eval_batch_size))
+        if self.cfg.method.thought_targets != "none":
+            summary.update(thought_target_exactness(self.model, self.tokenizer, self.method, self.valid_records,
+                                                    self.encoding, self.cfg.method.thought_targets,
+                                                    self.cfg.train.eval_batch_size,
+                                                    n_thoughts=self.method.eval_thoughts(epoch)))
         self.metrics.log("eval", self.state.step, epoch=epoch, stage=stage, **summary)
         return summary
 
