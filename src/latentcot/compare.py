@@ -142,7 +142,7 @@ def train_runs(plan: ComparePlan, only: Sequence[str] = (), train_missing: bool 
 def evaluate_runs(checkpoints: dict[str, Path], records, batch_size: int = 1, n_thoughts: dict[str, int | str] | None = None,
                   device: str = "auto", out_dir: Path | None = None) -> list[dict[str, Any]]:
     """One table row per run (same problems, same batch size); per-problem rows go to out_dir/NAME.jsonl."""
-    from .data.encodings import build_encoding
+    from .data.encodings import run_encoding
     from .inference.loading import load_run
     from .runtime import pick_device
     from .evaluation import evaluate
@@ -153,7 +153,7 @@ def evaluate_runs(checkpoints: dict[str, Path], records, batch_size: int = 1, n_
         model.to(pick_device(device))
         k = (n_thoughts or {}).get(name, -1)
         result = evaluate(model, tokenizer, method, records, batch_size=batch_size,
-                          n_thoughts=None if isinstance(k, int) and k < 0 else k, progress=True, encoding=build_encoding(cfg.data.encoding))
+                          n_thoughts=None if isinstance(k, int) and k < 0 else k, progress=True, encoding=run_encoding(cfg.data))
         if out_dir is not None:
             result.write_jsonl(out_dir / f"{name}.jsonl")
         rows.append({"method": name, "method_name": cfg.method.name, "checkpoint": str(checkpoint),

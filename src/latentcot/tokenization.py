@@ -200,8 +200,11 @@ def tokenize_records(records: Sequence[Record], tokenizer, chunk: int = 20_000) 
             texts.extend(step + "\n" for step in record.steps)
             texts.append(ANSWER_PREFIX + record.answer)
             texts.extend(ANSWER_PREFIX + c for stage in record.extra.get("stage_targets", ()) for c in stage)
-            texts.extend(t for hop in record.extra.get("thought_targets", ()) for t in hop)
         ids = iter(tuple(x) for x in tokenizer(texts, add_special_tokens=False)["input_ids"])
+        # thought targets repeat a few node or concept words thousands of times: each distinct one once
+        target_texts = sorted({t for record in part for hop in record.extra.get("thought_targets", ()) for t in hop})
+        target_id = {text: _one_token(tuple(x), text, tokenizer) for text, x in zip(
+            target_texts, tokenizer(target_texts, add_special_tokens=False)["input_ids"] if target_texts else [])}
         eos = (tokenizer.eos_token_id,)
         for record in part:
             question = next(ids)
@@ -209,7 +212,7 @@ def tokenize_records(records: Sequence[Record], tokenizer, chunk: int = 20_000) 
             answer = next(ids) + eos
             stage_targets = tuple(tuple(next(ids) + eos for _ in stage)
                                   for stage in record.extra.get("stage_targets", ()))
-            thought_targets = tuple(tuple(_one_token(next(ids), text, tokenizer) for text in hop)
+            thought_targets = tuple(tuple(target_id[text] for text in hop)
                                     for hop in record.extra.get("thought_targets", ()))
             out.append(TokenizedRecord(question=question, steps=steps, answer=answer, stage_targets=stage_targets,
                                        thought_targets=thought_targets))

@@ -35,7 +35,7 @@ def _check_auto(ks, model) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from ..data.encodings import build_encoding
+    from ..data.encodings import run_encoding
     from ..data.io import check_writable, load_records
     from ..inference import load_run
     from ..runtime import pick_device
@@ -48,7 +48,7 @@ def _load(args: argparse.Namespace):
         raise ValueError(f"{args.data}: no problems")
     cfg, model, tokenizer, method = load_run(args.run_dir)
     model.to(pick_device(args.device))
-    return records, model, tokenizer, method, build_encoding(cfg.data.encoding)
+    return records, model, tokenizer, method, run_encoding(cfg.data)
 
 
 def run_paths(args: argparse.Namespace) -> dict:
@@ -115,7 +115,8 @@ def run_search(args: argparse.Namespace) -> dict:
         for t, s in report["frontier"].items():
             depths = ", ".join(f"depth {d}: {m:.3f}" for d, m in s["mass_by_depth"].items())
             print(f"thought {t}: {s['frontier_nodes']} frontier nodes; mean value {s['mean_value_leads_to_target']:.3f} "
-                  f"on those leading to the target, {s['mean_value_other']:.3f} on the others; mass {depths}")
+                  f"on those leading to the target, {s['mean_value_other']:.3f} on the others; mass {depths}; "
+                  f"within {t} hops {s['mass_within_hops']:.3f}, beyond {s['mass_beyond_hops']:.3f}")
     for example in tops[:3]:
         shown = " | ".join(", ".join(f"{tok!r} {p:.2f}" for tok, p in thought[:3]) for thought in example["thoughts"])
         print(f"top tokens per thought: {shown}")

@@ -136,7 +136,11 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[int, dict[str, Any]]:
         out[i] = {"frontier_nodes": len(frontier),
                   "mean_value_leads_to_target": sum(good) / len(good) if good else float("nan"),
                   "mean_value_other": sum(bad) / len(bad) if bad else float("nan"),
-                  "mass_by_depth": {d: sum(r["value"] for r in mine if r["depth"] == d) / problems for d in depths}}
+                  "mass_by_depth": {d: sum(r["value"] for r in mine if r["depth"] == d) / problems for d in depths},
+                  # method.thought_targets=reachable trains thought i toward the nodes within i hops (R_i): the
+                  # mass on R_i's nodes (the root left out) against reachable nodes farther away
+                  "mass_within_hops": sum(r["value"] for r in mine if r["depth"] <= i) / problems,
+                  "mass_beyond_hops": sum(r["value"] for r in mine if r["depth"] > i) / problems}
     return out
 
 

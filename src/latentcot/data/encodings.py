@@ -19,6 +19,16 @@ evaluation row and accuracy is in the words of the file and any scorer can check
 The markers are single letters rather than the paper's ``[Q]``/``[R]`` so that the byte-level word
 tokenizer keeps each one a single token.
 
+``graph_edges`` is ``graph`` with each edge ONE token, ``<e{src}_{dst}>``, instead of three; steps, answer,
+``Q`` and ``R`` stay as they are::
+
+    graph_edges  <e2_5> <e0_2> ... Q 16 13 R 1
+
+The pair tokens are a fixed block of N x N vocabulary entries (N = ``data.node_ids``), and the model reads
+each as a source-role embedding of ``src`` plus a destination-role embedding of ``dst``
+(:mod:`latentcot.models.pair_embedding`), so what it learns about an id carries over to every pair that
+holds it. Training relabels each problem's ids into 0..N-1 at random every epoch (:func:`augment_graph`).
+
 ``rules`` does the same for ProntoQA: each rule is ``subject predicate |`` whatever its wording
 (``Every wumpus is a yumpus.``, ``Wumpuses are yumpuses.`` and ``Each wumpus is a yumpus.`` all become
 ``wumpus yumpus |``), a negated property is one word (``notmetallic``), a fact about the person is
@@ -49,6 +59,8 @@ OPTIONS_MARK = "Q"
 ROOT_MARK = "R"
 
 _PAIR_RE = re.compile(r"\s*(\d+)\s+(\d+)\s*")
+# graph_edges: one token an edge (latentcot.models.pair_embedding reads it as source[src] + destination[dst])
+_EDGE_TOKEN_RE = re.compile(r"<e(\d+)_(\d+)>")
 # Token Assorted's latent block (latentcot.tokenization's BEGIN_LATENT, codes, END_LATENT): the method's own
 # tokens, neither the file's words nor an encoding of them, so reading output back leaves it as written
 LATENT_BLOCK_RE = re.compile(r"\s*<bol>(?:\s*<latent_\d+>)*\s*<eol>")
@@ -93,6 +105,11 @@ class Encoding:
         """How each graph node is written after a space, as the model reads it (for thought decoding)."""
         return [" " + name for name in record.extra["idx_to_symbol"]]
 
+    def tokenizer_records(self, encoded: Sequence[Record]) -> list[Record]:
+        """What a tokenizer trained for this encoding learns its words from, given the encoded training
+        records: the records themselves, plus whatever words the model must know beyond them."""
+        return list(encoded)
+
 
 @dataclass(frozen=True)
 class _Graph:
@@ -119,7 +136,7 @@ class GraphEncoding(Encoding):
 
     def encode(self, record: Record, source: str = "<memory>", where: str = "record 0") -> Record:
         def fail(message: str, field: str) -> DataError:
-            return DataError(source, where, f"{message} (data.encoding=graph)", field)
+            return DataError(source, where, f"{message} (data.encoding={self.name})", field)
 
         extra = record.extra
         if not all(k in extra for k in GRAPH_FIELDS):
@@ -154,10 +171,14 @@ class GraphEncoding(Encoding):
         m = _FACT_RE.fullmatch(record.answer.strip())
         if record.answer.strip() and (m is None or m.group(3) not in index):
             raise fail(f"{record.answer!r} is not '<person> is a <node>.'", "answer")
-        edges = " ".join(f"{p} {c} {EDGE_END}" for p, c in facts)
-        question = f"{edges} {OPTIONS_MARK} {index[first]} {index[second]} {ROOT_MARK} {index[person]}"
+        question = self.write_question(facts, (index[first], index[second]), index[person])
         answer = str(index[m.group(3)]) if m else ""  # no answer: a bare question to generate for
-        return Record(question=" " + question.strip(), steps=steps, answer=answer, extra=dict(extra))
+        return Record(question=question, steps=steps, answer=answer, extra=dict(extra))
+
+    @staticmethod
+    def write_question(edges: Sequence[tuple[int, int]], options: tuple[int, int], root: int) -> str:
+        """The encoded question of a graph: its edges in the order given, the options, the root."""
+        return write_graph_question(edges, options, root, edge_tokens=False)
 
     def decode(self, encoded: Record) -> Record:
         """The word record an encoded one stands for (the inverse of :meth:`encode`)."""
@@ -186,16 +207,69 @@ class GraphEncoding(Encoding):
         if m is None:
             return None
         parent, child = int(m.group(1)), int(m.group(2))
-        if max(parent, child) >= len(graph.names):
+        # an id past the graph's, or (relabelled into data.node_ids) one no node of this problem holds
+        if max(parent, child) >= len(graph.names) or not graph.names[parent] or not graph.names[child]:
             return None
         return graph.fact(parent, child, persons)
 
     @staticmethod
     def _answer_words(text: str, graph: _Graph) -> str | None:
         value = text.strip()
-        if value.isdigit() and int(value) < len(graph.names):
+        if value.isdigit() and int(value) < len(graph.names) and graph.names[int(value)]:
             return f"{graph.names[graph.root]} is a {graph.names[int(value)]}."
         return None
+
+
+UNUSED_NODE = ""  # idx_to_symbol's name for an id of data.node_ids that a relabelled problem does not use
+
+
+def edge_token(parent: int, child: int) -> str:
+    """The graph_edges token of one edge."""
+    return f"<e{parent}_{child}>"
+
+
+class GraphEdgesEncoding(GraphEncoding):
+    """``graph`` with each edge one token ``<e{src}_{dst}>`` (``data.encoding: graph_edges``).
+
+    ``node_ids`` (``data.node_ids``), when given, is how many node ids the model has pair tokens for: a
+    problem with more nodes is refused with one error naming the file, the record and the config key."""
+
+    name = "graph_edges"
+
+    def __init__(self, node_ids: int | None = None):
+        self.node_ids = node_ids
+
+    def encode(self, record: Record, source: str = "<memory>", where: str = "record 0") -> Record:
+        encoded = super().encode(record, source, where)
+        self.check_nodes(encoded, source, where)
+        return encoded
+
+    @staticmethod
+    def write_question(edges: Sequence[tuple[int, int]], options: tuple[int, int], root: int) -> str:
+        return write_graph_question(edges, options, root, edge_tokens=True)
+
+    def check_nodes(self, encoded: Record, source: str = "<memory>", where: str = "record 0") -> None:
+        """One clear error when the record's graph has more nodes than ``data.node_ids``."""
+        n = len(encoded.extra["idx_to_symbol"])
+        if self.node_ids is not None and n > self.node_ids:
+            raise DataError(source, where, f"the graph has {n} nodes, more than config key 'data.node_ids'="
+                            f"{self.node_ids} (the node ids data.encoding=graph_edges has pair tokens for); "
+                            f"raise data.node_ids to at least {n}", "idx_to_symbol")
+
+    def node_words(self) -> str:
+        """Every node id as the model writes it (`` 0 1 ... N-1``): a tokenizer must know all of them,
+        since relabelling draws ids up to N-1 whatever the training records' own ids are."""
+        if self.node_ids is None:
+            return ""
+        return "".join(f" {i}" for i in range(self.node_ids))
+
+    def tokenizer_records(self, encoded: Sequence[Record]) -> list[Record]:
+        """The records with their edge tokens taken out (the pair tokens are added to a vocabulary whole,
+        :func:`latentcot.models.pair_embedding.add_pair_tokens`, not learnt as words), and one more holding
+        every node id."""
+        plain = [Record(_EDGE_TOKEN_RE.sub("", r.question), r.steps, r.answer, r.extra) for r in encoded]
+        words = self.node_words()
+        return plain + ([Record(question=words, steps=[], answer="")] if words else [])
 
 
 NEGATION = "not"  # glued to the adjective: "notlarge" is one word, one token
@@ -328,25 +402,34 @@ def frontier_nodes(edges: Sequence[tuple[int, int]], root: int, target: int, dep
 
 
 def graph_stage_targets(encoded: Record) -> list[list[str]]:
-    """For stage k = 0 .. steps-1 of a ``graph``-encoded record, its candidate stage targets as answer
-    texts (node ids): :func:`frontier_nodes` at depth k+1. The answer is among the last (and the only one
-    there unless a longer path also reaches it)."""
+    """For stage k = 0 .. steps-1 of a ``graph``- or ``graph_edges``-encoded record, its candidate stage
+    targets as answer texts (node ids): :func:`frontier_nodes` at depth k+1. The answer is among the last
+    (and the only one there unless a longer path also reaches it)."""
     edges, _, root = parse_graph_question(encoded.question)
     target = int(encoded.answer)
     return [[str(n) for n in frontier_nodes(edges, root, target, k + 1)] for k in range(len(encoded.steps))]
 
 
-def augment_graph(encoded: Record, rng, shuffle: bool = True, relabel: bool = False) -> Record:
-    """A ``graph``-encoded record written anew: its edges in a random order and its two options in a
-    random order (``shuffle``), and its node ids renamed by a random permutation of the record's own ids
-    (``relabel``, so no id outside the training vocabulary appears). The graph, the path and the answer
-    are the same problem's; the word fields (``idx_to_symbol`` and the rest) follow the renaming, so the
-    record still decodes to the same words. Zhu et al. re-shuffle every epoch; the follow-up ("Emergence
-    of Superposition") relabels ids at random."""
+def augment_graph(encoded: Record, rng, shuffle: bool = True, relabel: bool = False,
+                  node_ids: int | None = None) -> Record:
+    """A ``graph``- or ``graph_edges``-encoded record written anew, in its own encoding: its edges in a
+    random order and its two options in a random order (``shuffle``), and its node ids renamed at random
+    (``relabel``): by a permutation of the record's own ids (so no id outside the training vocabulary
+    appears), or with ``node_ids`` (graph_edges: ``data.node_ids``) by a random injection into
+    0..node_ids-1, ``idx_to_symbol`` then holding ``node_ids`` names, :data:`UNUSED_NODE` for the ids the
+    problem does not use. The graph, the path and the answer are the same problem's; the word fields
+    (``idx_to_symbol`` and the rest) follow the renaming, so the record still decodes to the same words.
+    Zhu et al. re-shuffle every epoch; the follow-up ("Emergence of Superposition") relabels ids at random."""
     edges, options, root = parse_graph_question(encoded.question)
     n = len(encoded.extra["idx_to_symbol"])
+    size = n
     rename = list(range(n))
-    if relabel:
+    if relabel and node_ids is not None:
+        if n > node_ids:
+            raise ValueError(f"config key 'data.node_ids': {node_ids} node ids, but a problem has {n} nodes")
+        size = node_ids
+        rename = rng.sample(range(node_ids), n)
+    elif relabel:
         rng.shuffle(rename)
     edges = [(rename[p], rename[c]) for p, c in edges]
     options = tuple(rename[o] for o in options)
@@ -354,12 +437,11 @@ def augment_graph(encoded: Record, rng, shuffle: bool = True, relabel: bool = Fa
         rng.shuffle(edges)
         if rng.random() < 0.5:
             options = options[::-1]
-    text = " ".join(f"{p} {c} {EDGE_END}" for p, c in edges)
-    question = f" {text} {OPTIONS_MARK} {options[0]} {options[1]} {ROOT_MARK} {rename[root]}"
+    question = write_graph_question(edges, options, rename[root], edge_tokens=has_edge_tokens(encoded.question))
     steps = [" {} {}".format(*(rename[int(x)] for x in step.split())) for step in encoded.steps]
     answer = str(rename[int(encoded.answer)]) if encoded.answer.strip() else encoded.answer
     extra = dict(encoded.extra)
-    names = [""] * n
+    names = [UNUSED_NODE] * size
     for old, new in enumerate(rename):
         names[new] = encoded.extra["idx_to_symbol"][old]
     extra.update(idx_to_symbol=names, edges=[list(e) for e in edges], root=rename[root])
@@ -407,12 +489,30 @@ def _graph_of(record: Record) -> _Graph:
     return _Graph(list(extra["idx_to_symbol"]), [tuple(e) for e in extra["edges"]], int(extra["root"]))
 
 
+def has_edge_tokens(question: str) -> bool:
+    """Whether an encoded question is in the ``graph_edges`` form (``<e2_5>``) rather than ``graph``'s."""
+    return _EDGE_TOKEN_RE.search(question) is not None
+
+
+def write_graph_question(edges: Sequence[tuple[int, int]], options: Sequence[int], root: int,
+                         edge_tokens: bool = False) -> str:
+    """An encoded question: ``graph``'s `` 2 5 | 0 2 | ... Q 16 13 R 1``, or with ``edge_tokens``
+    ``graph_edges``' `` <e2_5> <e0_2> ... Q 16 13 R 1``."""
+    written = [edge_token(p, c) if edge_tokens else f"{p} {c} {EDGE_END}" for p, c in edges]
+    return " " + " ".join([*written, OPTIONS_MARK, str(options[0]), str(options[1]), ROOT_MARK, str(root)])
+
+
 def parse_graph_question(question: str) -> tuple[list[tuple[int, int]], tuple[int, int], int]:
-    """Edges, the two options and the root of a ``graph``-encoded question."""
-    tokens = question.split()
+    """Edges, the two options and the root of a ``graph``- or ``graph_edges``-encoded question (the form
+    is told from the question: ``graph_edges`` writes its edges as ``<e2_5>``, spaced or not)."""
+    pairs = [(int(p), int(c)) for p, c in _EDGE_TOKEN_RE.findall(question)]
+    tokens = _EDGE_TOKEN_RE.sub(" ", question).split()
     q, r = tokens.index(OPTIONS_MARK), tokens.index(ROOT_MARK)
-    edge_tokens = tokens[:q]
-    edges = [(int(edge_tokens[i]), int(edge_tokens[i + 1])) for i in range(0, len(edge_tokens), 3)]
+    if pairs:
+        edges = pairs
+    else:
+        edge_tokens = tokens[:q]
+        edges = [(int(edge_tokens[i]), int(edge_tokens[i + 1])) for i in range(0, len(edge_tokens), 3)]
     first, second = (int(x) for x in tokens[q + 1:r])
     return edges, (first, second), int(tokens[r + 1])
 
@@ -447,15 +547,25 @@ def graph_fields_from_question(question: str, source: str = "<memory>", where: s
             "target": index[target], "neg_target": index[second if target == first else first]}
 
 
-ENCODINGS: dict[str, type[Encoding]] = {cls.name: cls for cls in (Encoding, GraphEncoding, RulesEncoding)}
+ENCODINGS: dict[str, type[Encoding]] = {cls.name: cls for cls in (Encoding, GraphEncoding, GraphEdgesEncoding,
+                                                                  RulesEncoding)}
 
 
-def build_encoding(name: str) -> Encoding:
+def build_encoding(name: str, node_ids: int | None = None) -> Encoding:
+    """The encoding ``data.encoding`` names; ``node_ids`` (``data.node_ids``) lets ``graph_edges`` refuse a
+    problem with more nodes than the model has ids for (without it, no such check)."""
     if name not in ENCODINGS:
         raise ValueError(f"config key 'data.encoding': unknown encoding {name!r} (choose from {', '.join(ENCODINGS)})")
+    if name == GraphEdgesEncoding.name:
+        return GraphEdgesEncoding(node_ids)
     return ENCODINGS[name]()
 
 
-__all__ = ["ENCODINGS", "Encoding", "GraphEncoding", "ReadOutput", "RulesEncoding", "augment_graph", "build_encoding",
-           "frontier_nodes", "graph_fields_from_question", "graph_stage_targets", "parse_graph_question",
-           "unmapped_mark"]
+def run_encoding(data) -> Encoding:
+    """The encoding a run's ``data`` config section names, with its ``data.node_ids``."""
+    return build_encoding(data.encoding, data.node_ids)
+
+
+__all__ = ["ENCODINGS", "Encoding", "GraphEdgesEncoding", "GraphEncoding", "ReadOutput", "RulesEncoding", "UNUSED_NODE",
+           "augment_graph", "build_encoding", "edge_token", "frontier_nodes", "graph_fields_from_question",
+           "graph_stage_targets", "has_edge_tokens", "parse_graph_question", "run_encoding", "unmapped_mark", "write_graph_question"]

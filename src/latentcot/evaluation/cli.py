@@ -72,7 +72,7 @@ def _warn_unmapped(result, source: str) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from ..data.encodings import build_encoding
+    from ..data.encodings import run_encoding
     from ..data.io import load_records
     from ..data.records import Record
     from . import evaluate
@@ -90,7 +90,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.data}: no problems")
     cfg, model, tokenizer, method = load_run(args.run_dir)
     set_halt_threshold(method, args.halt_threshold)
-    _check_vocabulary(tokenizer, build_encoding(cfg.data.encoding), records, args.data or "--question",
+    _check_vocabulary(tokenizer, run_encoding(cfg.data), records, args.data or "--question",
                       refuse=args.question is not None)
     from ..runtime import autocast_for, pick_device
 
@@ -99,7 +99,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     with autocast_for(args.precision, device, "--precision")():
         result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
                           max_new_tokens=args.max_new_tokens, progress=args.data is not None,
-                          encoding=build_encoding(cfg.data.encoding), source=args.data or "--question")
+                          encoding=run_encoding(cfg.data), source=args.data or "--question")
     if args.show_latent:
         _add_latent_text(method, result.rows)
     if args.out:
@@ -122,7 +122,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from ..data.encodings import build_encoding
+    from ..data.encodings import run_encoding
     from ..data.io import atomic_write, load_records
     from . import evaluate
     from ..runs import resolve_run
@@ -142,13 +142,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     checkpoint = resolve_run(args.run_dir)
     cfg, model, tokenizer, method = load_run(checkpoint)
     set_halt_threshold(method, args.halt_threshold)
-    _check_vocabulary(tokenizer, build_encoding(cfg.data.encoding), records, args.data, refuse=False)
+    _check_vocabulary(tokenizer, run_encoding(cfg.data), records, args.data, refuse=False)
     device = pick_device(args.device)
     model.to(device)
     with autocast_for(args.precision, device, "--precision")():
         result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
                           max_new_tokens=args.max_new_tokens, progress=True,
-                          encoding=build_encoding(cfg.data.encoding), source=args.data or "--question")
+                          encoding=run_encoding(cfg.data), source=args.data or "--question")
     if args.show_latent:
         _add_latent_text(method, result.rows)
     result.write_jsonl(out)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from transformers import AutoModelForCausalLM
 
 from ..models.halting import detach_halting_head
+from ..models.pair_embedding import detach_pair_embedding
 from ..models.projection import detach_latent_projection, detach_thought_norm, set_thought_feedback
 from .base import IGNORE_INDEX, Example
 
@@ -58,7 +59,7 @@ def check_steps_present(records, name: str) -> None:
 
 def new_decoder(model):
     """A trainable copy of the base model, without latentcot's own submodules (projection, thought norm,
-    halting head) and with the plain thought feedback."""
+    halting head, pair embedding) and with the plain thought feedback."""
     decoder = copy.deepcopy(model)
     # train.compile puts a compiled forward on the model's instance, which deepcopy keeps as the same
     # object: bound to the MAIN model's weights. The copy must run its own.
@@ -67,6 +68,8 @@ def new_decoder(model):
     detach_thought_norm(decoder)
     set_thought_feedback(decoder, "hidden")
     detach_halting_head(decoder)
+    # it decodes written steps (node tokens), never a question's pair tokens
+    detach_pair_embedding(decoder)
     return decoder
 
 

@@ -28,7 +28,7 @@ from transformers import (
 )
 
 from ..config import ModelConfig, TokenizerConfig
-from . import halting, projection
+from . import halting, pair_embedding, projection
 from ..data.records import Record
 from ..tokenization import add_method_tokens, build_tokenizer, ensure_pad_token, load_tokenizer
 
@@ -241,8 +241,10 @@ def load_checkpoint_model(directory: str | os.PathLike, dtype: str = "float32"
     return model, tokenizer
 
 
-# Submodules latentcot adds to a HuggingFace model (config.json key, module name, restore function).
-ATTACHED_MODULES = ((halting.CONFIG_KEY, halting.MODULE_NAME, halting.restore_halting_head),
+# Submodules latentcot adds to a HuggingFace model (config.json key, module name, restore function), in the
+# order a model holds them (so a resumed run's parameters come in the order its optimizer state has them).
+ATTACHED_MODULES = ((pair_embedding.CONFIG_KEY, pair_embedding.MODULE_NAME, pair_embedding.restore_pair_embedding),
+                    (halting.CONFIG_KEY, halting.MODULE_NAME, halting.restore_halting_head),
                     (projection.CONFIG_KEY, projection.MODULE_NAME, projection.restore_latent_projection),
                     (projection.THOUGHT_NORM_KEY, projection.THOUGHT_NORM_NAME, projection.restore_thought_norm))
 

@@ -4,6 +4,10 @@ The directory holds what ``latentcot eval`` and ``latentcot generate`` need and 
 tokenizer, the run's ``config.yaml``; no optimizer or RNG state), plus ``training.json`` (per-epoch
 history and training time, the run it continued from) and, with ``--eval-data``, an evaluation whose
 figures go into the model card ``README.md`` beside the command that reproduces them.
+
+A ``data.encoding=graph_edges`` run's pair embedding (:mod:`latentcot.models.pair_embedding`) is written
+into the embedding table of an untied copy of the model, so the exported weights load with plain
+``AutoModelForCausalLM.from_pretrained`` and give the run's logits.
 """
 
 from __future__ import annotations
@@ -91,11 +95,49 @@ def export_model(run: str | Path, out: str | Path) -> Path:
         if not (tmp / "model.safetensors").exists():
             raise FileNotFoundError(f"{checkpoint}: no model.safetensors to export")
         _bundle_vqvae(checkpoint, tmp)
+        _materialise_pairs(checkpoint, tmp)
         _portable_config(tmp / "config.yaml")
         info = {"exported_from": portable_path(checkpoint), "runs": chain,
                 "training_minutes_total": round(sum(r["training_minutes"] for r in chain), 2)}
         (tmp / "training.json").write_text(json.dumps(info, indent=2) + "\n")
     return out
+
+
+def _materialise_pairs(checkpoint: Path, out: Path) -> None:
+    """A graph_edges model as a plain transformers one (:func:`~latentcot.models.pair_embedding.
+    materialise_pair_embedding`), saved over the copied weights, then reloaded by plain transformers to
+    check that it reads the weights as written; one clear error if it does not."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    from ..models.factory import load_checkpoint_model
+    from ..models.pair_embedding import CONFIG_KEY, materialise_pair_embedding
+
+    if CONFIG_KEY not in json.loads((out / "config.json").read_text(encoding="utf-8")):
+        return
+    model, _ = load_checkpoint_model(checkpoint, _saved_dtype(checkpoint))
+    materialise_pair_embedding(model)
+    model.save_pretrained(out, safe_serialization=True)
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # latentcot's other submodules (a halting head) are unknown to it
+    try:
+        plain = AutoModelForCausalLM.from_pretrained(out, dtype=model.dtype)
+    finally:
+        hf_logging.set_verbosity(level)
+    same = all(torch.equal(a.weight, b.weight) for a, b in (
+        (plain.get_input_embeddings(), model.get_input_embeddings()),
+        (plain.get_output_embeddings(), model.get_output_embeddings())))
+    if not same:
+        raise ValueError(f"export: {type(model).__name__} does not keep untied input and output embeddings "
+                         "through save and load, so a data.encoding=graph_edges run of it cannot be exported")
+
+
+def _saved_dtype(checkpoint: Path) -> str:
+    """The dtype name (as ``model.dtype`` takes it) a checkpoint's weights were saved in."""
+    recorded = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
+    name = str(recorded.get("dtype") or recorded.get("torch_dtype") or "float32")
+    return name if name in ("float32", "bfloat16", "float16", "float64") else "float32"
 
 
 VQVAE_DIR = "vqvae"
@@ -178,7 +220,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = export_model(args.run_dir, args.out)
     summary = None
     if args.eval_data:
-        from ..data.encodings import build_encoding
+        from ..data.encodings import run_encoding
         from ..data.io import load_records
         from ..evaluation import evaluate
         from ..inference import load_run
@@ -186,7 +228,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         records = load_records(args.eval_data)
         cfg, model, tokenizer, method = load_run(out)
         result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size,
-                          encoding=build_encoding(cfg.data.encoding), source=args.eval_data,
+                          encoding=run_encoding(cfg.data), source=args.eval_data,
                           progress=True)
         summary = result.summary()
         atomic_write(out / "eval_summary.json", json.dumps({"data": portable_path(args.eval_data), **summary}, indent=2) + "\n")

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..config import Config, save_config
-from ..data.encodings import augment_graph, build_encoding, graph_stage_targets
+from ..data.encodings import GraphEdgesEncoding, augment_graph, run_encoding, graph_stage_targets
 from ..data.io import check_writable, load_records
 from ..data.targets import check_target_encoding, thought_target_texts
 from ..data.records import Record
@@ -25,6 +25,7 @@ from ..examples import label_count
 from ..methods import Example, Method, TokenizedRecord, build_method, method_class, tokenize_records
 from ..models import build_model_and_tokenizer, load_checkpoint_model, resize_for_tokenizer
 from ..models.halting import attach_halting_head, detach_halting_head, halting_head
+from ..models.pair_embedding import detach_pair_embedding, pair_embedding, prepare_pair_model
 from ..progress import progress_bar
 from .. import runs
 from ..runs import TrainingStopped
@@ -57,7 +58,7 @@ class Trainer:
         if cfg.data.max_train:
             self.train_records = self.train_records[: cfg.data.max_train]
         # Training sees the encoded problems; validation stays in the file's words and evaluate() converts.
-        self.encoding = build_encoding(cfg.data.encoding)
+        self.encoding = run_encoding(cfg.data)
         self.train_records = self.encoding.encode_all(self.train_records, cfg.data.train or "data.train")
         if valid_records is not None:
             self.valid_records = list(valid_records)
@@ -139,9 +140,18 @@ class Trainer:
         d = self.cfg.data
         for key, on in (("data.shuffle_graph", d.shuffle_graph), ("data.relabel_nodes", d.relabel_nodes is True),
                         ("method.stage_target", self.cfg.method.stage_target == "frontier")):
-            if on and d.encoding != "graph":
-                raise ValueError(f"config key '{key}': needs data.encoding=graph (problems that carry a graph), "
-                                 f"got data.encoding={d.encoding}")
+            if on and d.encoding not in ("graph", "graph_edges"):
+                raise ValueError(f"config key '{key}': needs data.encoding=graph or graph_edges (problems that carry "
+                                 f"a graph), got data.encoding={d.encoding}")
+        if d.encoding == "graph_edges":
+            if d.node_ids < 1:
+                raise ValueError(f"config key 'data.node_ids': must be at least 1, got {d.node_ids}")
+            # every problem's nodes must have ids among the model's data.node_ids: one error naming the
+            # file and the record, before a model is built
+            edges = GraphEdgesEncoding(d.node_ids)
+            for i, record in enumerate(self.train_records):
+                edges.check_nodes(record, d.train or "data.train", f"record {i}")
+            edges.encode_all(self.valid_records, d.valid or "data.valid")
         check_target_encoding(self.cfg.method.thought_targets, d.encoding)
         if self.cfg.method.inference_thoughts == "auto" and not self.cfg.method.halting:
             raise ValueError("config key 'method.inference_thoughts': auto needs a halting head; set "
@@ -197,6 +207,7 @@ class Trainer:
     def _build_model(self, resume_from: Path | None):
         cfg = self.cfg
         method_tokens = METHOD_TOKENS + method_class(cfg.method.name).extra_tokens(cfg.method)
+        pairs = cfg.data.encoding == "graph_edges"
         if resume_from is not None:
             # The checkpoint holds the vocabulary and weights; building from config first would retrain
             # the tokenizer for nothing.
@@ -206,8 +217,20 @@ class Trainer:
             add_method_tokens(tokenizer, method_tokens)
             resize_for_tokenizer(model, tokenizer, cfg.model.init_new_tokens_from or None)
         else:
-            # Every vocabulary gets all method tokens, so a cot checkpoint can seed a coconut run.
-            model, tokenizer = build_model_and_tokenizer(cfg.model, cfg.tokenizer, self.train_records, method_tokens)
+            # Every vocabulary gets all method tokens, so a cot checkpoint can seed a coconut run. A
+            # graph_edges tokenizer learns every node id as a word, and gets its pair tokens whole below.
+            words = (GraphEdgesEncoding(cfg.data.node_ids).tokenizer_records(self.train_records) if pairs
+                     else self.train_records)
+            model, tokenizer = build_model_and_tokenizer(cfg.model, cfg.tokenizer, words, method_tokens)
+        # Before the halting head: latentcot's submodules come in one order (models.factory.ATTACHED_MODULES)
+        # whether a model is built or loaded, and so do the parameters its optimizer state follows.
+        if pairs:
+            prepare_pair_model(model, tokenizer, cfg.data.node_ids,
+                               where=f"the tokenizer of {resume_from or cfg.train.init_from or 'this run'}")
+        elif pair_embedding(model) is not None:
+            print(f"note: {cfg.train.init_from}: its pair embedding is dropped (data.encoding is not graph_edges)",
+                  file=sys.stderr)
+            detach_pair_embedding(model)
         if resume_from is not None and cfg.method.halting != (halting_head(model) is not None):
             raise ValueError(f"config key 'method.halting': {str(cfg.method.halting).lower()}, but the checkpoint "
                              f"{resume_from} was trained with{'out' if cfg.method.halting else ''} a halting head; "
@@ -280,7 +303,10 @@ class Trainer:
             return self.train_tokens if size >= total else [self.train_tokens[i] for i in window]
         rng = random.Random(self.cfg.seed * 1_000_003 + epoch + 15_485_863)
         data = self.cfg.data
-        records = [augment_graph(self.train_records[i], rng, data.shuffle_graph, data.relabelling()) for i in window]
+        # graph_edges relabels into all of the model's node ids, the graph encoding into the problem's own
+        node_ids = data.node_ids if data.encoding == "graph_edges" else None
+        records = [augment_graph(self.train_records[i], rng, data.shuffle_graph, data.relabelling(), node_ids)
+                   for i in window]
         return tokenize_records(self._with_stage_targets(records), self.tokenizer)
 
     def _with_stage_targets(self, records: list[Record]) -> list[Record]:
