@@ -29,6 +29,7 @@ from transformers import (
 
 from ..config import ModelConfig, TokenizerConfig
 from . import halting, pair_embedding, projection
+from .vocabulary import resize_for_tokenizer
 from ..data.records import Record
 from ..tokenization import add_method_tokens, build_tokenizer, ensure_pad_token, load_tokenizer
 
@@ -137,32 +138,6 @@ def forget_dequantized_gguf(model: PreTrainedModel) -> PreTrainedModel:
     if hasattr(model.config, "quantization_config"):
         delattr(model.config, "quantization_config")
     return model
-
-
-def resize_for_tokenizer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-                         init_from: str | None = None) -> list[int]:
-    """Grow the embeddings to the tokenizer; new rows copy an existing token's embedding.
-
-    Copying a trained embedding (the Coconut paper initialises its new markers this way) starts new
-    tokens at a sensible scale instead of noise. Returns the ids that got new rows.
-    """
-    old = model.get_input_embeddings().weight.shape[0]
-    new = len(tokenizer)
-    if new <= old:
-        return []
-    source_token = init_from or tokenizer.eos_token
-    source_id = tokenizer.convert_tokens_to_ids(source_token)
-    if source_id is None or source_id == tokenizer.unk_token_id and source_token != tokenizer.unk_token:
-        raise ValueError(f"model.init_new_tokens_from: token {source_token!r} is not in the vocabulary")
-    model.resize_token_embeddings(new, mean_resizing=False)
-    new_ids = list(range(old, new))
-    with torch.no_grad():
-        inputs = model.get_input_embeddings().weight
-        inputs[old:new] = inputs[source_id]
-        outputs = model.get_output_embeddings()
-        if outputs is not None and outputs.weight.data_ptr() != inputs.data_ptr():
-            outputs.weight[old:new] = outputs.weight[source_id]
-    return new_ids
 
 
 def build_model_and_tokenizer(

@@ -28,6 +28,7 @@ from torch import nn
 
 from ..data.encodings import edge_token
 from . import halting, projection
+from .vocabulary import resize_for_tokenizer
 
 CONFIG_KEY = "latentcot_pair_embedding"
 MODULE_NAME = "pair_embedding"
@@ -197,8 +198,6 @@ def prepare_pair_model(model: nn.Module, tokenizer, nodes: int, where: str = "th
     predicts, so the pair tokens start as unlikely outputs), and the pair embedding: the model's own if it
     has one for the same tokens (a resumed run, or ``train.init_from`` a graph_edges run), rehooked after
     the resize, else a new one."""
-    from .factory import resize_for_tokenizer
-
     if nodes < 1:
         raise ValueError(f"config key 'data.node_ids': must be at least 1, got {nodes}")
     add_node_tokens(tokenizer, nodes)
