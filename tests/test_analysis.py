@@ -147,6 +147,28 @@ def test_stage_curves_cli(coconut_run, tmp_path, capsys):
     assert "no metrics.jsonl" in capsys.readouterr().err
 
 
+def test_curves_by_problems_seen(coconut_run, tmp_path, monkeypatch):
+    """--x problems puts each run's logged steps at step x its train.batch_size, read from its config."""
+    import matplotlib.figure
+
+    from latentcot.cli import main
+    from latentcot.config import load_config
+    from latentcot.training.metrics import read_metrics
+
+    run = coconut_run / "coconut"
+    saved = []
+    real_savefig = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, *a, **k: (saved.append(fig), real_savefig(fig, *a, **k))[1])
+    assert main(["analyze", "curves", str(run), "--x", "problems", "--out", str(tmp_path / "c.png")]) == 0
+    batch = load_config(run / "config.yaml").train.batch_size
+    logged = [r for r in read_metrics(run / "metrics.jsonl") if r.get("type") == "train"]
+    loss_axis = saved[0].axes[0]
+    assert batch > 1 and logged
+    assert list(loss_axis.lines[0].get_xdata()) == [r["step"] * batch for r in logged]
+    assert loss_axis.get_xlabel() == "training problems seen"
+
+
 def test_step_comparison_by_hand():
     from latentcot.analysis.steps import compare_steps, summarize, written_lines
     from latentcot.data.records import Record

@@ -190,20 +190,32 @@ def run_thoughts(args: argparse.Namespace) -> dict:
     return report
 
 
+def _run_batch_size(run: Path) -> int:
+    """Problems per optimizer step of a run, from the config it saved."""
+    from ..config import load_config
+
+    if not (run / "config.yaml").exists():
+        raise FileNotFoundError(f"{run}: no config.yaml to read train.batch_size from (--x problems)")
+    return load_config(run / "config.yaml").train.batch_size
+
+
 def run_curves(args: argparse.Namespace) -> int:
     from .report import plot_training_curves
     from ..training.metrics import read_metrics
 
-    runs = {}
+    runs, batch_sizes = {}, {}
     for item in args.runs:
         name, sep, path = item.partition("=")
         run = Path(path if sep else item)
         if not (run / "metrics.jsonl").exists():
             raise FileNotFoundError(f"{run}: no metrics.jsonl (is this a run directory?)")
-        runs[name if sep else run.name] = read_metrics(run / "metrics.jsonl")
+        name = name if sep else run.name
+        runs[name] = read_metrics(run / "metrics.jsonl")
+        if args.x == "problems":
+            batch_sizes[name] = _run_batch_size(run)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    plot_training_curves(runs, out, chain=args.chain)
+    plot_training_curves(runs, out, chain=args.chain, problems_per_step=batch_sizes or None)
     print(f"wrote {out}")
     return 0
 
@@ -225,6 +237,8 @@ def add_analyze_parser(subparsers) -> None:
     p.add_argument("--out", default="runs/analysis/curves.png", metavar="FILE.png")
     p.add_argument("--chain", action="store_true",
                    help="draw the runs one after another (e.g. cot, then the Coconut run continued from it)")
+    p.add_argument("--x", choices=("epoch", "problems"), default="epoch",
+                   help="x axis: optimizer steps and epochs, or training problems seen (step x train.batch_size)")
     p.set_defaults(func=run_curves)
 
     p = sub.add_parser("paths", help="ProsQA: classify outputs (correct / longer path, hallucination, wrong "

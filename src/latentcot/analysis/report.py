@@ -32,12 +32,14 @@ code { background: #f6f8fa; padding: .1em .3em; border-radius: 4px; }
 """
 
 
-def plot_training_curves(runs: dict[str, list[dict[str, Any]]], path: Path, chain: bool = False) -> bool:
+def plot_training_curves(runs: dict[str, list[dict[str, Any]]], path: Path, chain: bool = False,
+                         problems_per_step: dict[str, int] | None = None) -> bool:
     """Training loss by step and validation accuracy by epoch, one line per run, with the start of
     each curriculum stage marked (and, dashed, a frontier run's ``stage_accuracy``); False if there is
     nothing to plot. With ``chain``, runs are drawn one
     after the other on shared step and epoch axes (a cot run, then the Coconut run continued from it),
-    as one training history."""
+    as one training history. With ``problems_per_step`` (each run's batch size), both panels put the
+    training problems seen on the x axis, so runs with other batch or epoch sizes line up by data."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,34 +57,39 @@ def plot_training_curves(runs: dict[str, list[dict[str, Any]]], path: Path, chai
         train = [r for r in rows if r.get("type") == "train"]
         evals = [r for r in rows if r.get("type") == "eval"]
         epochs = [r for r in rows if r.get("type") == "epoch"]
-        loss_ax.plot([step0 + r["step"] for r in train], [r["loss"] for r in train], color=color, linewidth=1,
-                     label=name)
+        scale = problems_per_step[name] if problems_per_step else 1
+
+        def eval_x(r: dict[str, Any]) -> float:
+            return (step0 + r["step"]) * scale if problems_per_step else epoch0 + r["epoch"] + 1
+
+        loss_ax.plot([(step0 + r["step"]) * scale for r in train], [r["loss"] for r in train], color=color,
+                     linewidth=1, label=name)
         if evals:
-            acc_ax.plot([epoch0 + r["epoch"] + 1 for r in evals], [100 * r["accuracy"] for r in evals],
+            acc_ax.plot([eval_x(r) for r in evals], [100 * r["accuracy"] for r in evals],
                         marker="o", color=color, label=name)
         staged = [r for r in evals if r.get("stage_accuracy") is not None]
         if staged:  # a method.stage_target=frontier run: its own target's accuracy at each stage
-            acc_ax.plot([epoch0 + r["epoch"] + 1 for r in staged], [100 * r["stage_accuracy"] for r in staged],
+            acc_ax.plot([eval_x(r) for r in staged], [100 * r["stage_accuracy"] for r in staged],
                         marker="x", linestyle="--", color=color, label=f"{name}: stage target")
         for r in evals:
-            acc_ax.annotate(f"s{r['stage']}", (epoch0 + r["epoch"] + 1, 100 * r["accuracy"]), fontsize=7,
+            acc_ax.annotate(f"s{r['stage']}", (eval_x(r), 100 * r["accuracy"]), fontsize=7,
                             textcoords="offset points", xytext=(0, 6), ha="center", color=color)
         previous, start = None, 0
         for r in epochs:
             if r["stage"] != previous:
-                loss_ax.axvline(step0 + start, color=color, alpha=0.25, linewidth=0.8)
+                loss_ax.axvline((step0 + start) * scale, color=color, alpha=0.25, linewidth=0.8)
                 previous = r["stage"]
             start = r["step"]
         if chain and train:
             step0 += train[-1]["step"]
             epoch0 += (epochs[-1]["epoch"] + 1) if epochs else 0
     loss_ax.set_yscale("log")
-    loss_ax.set_xlabel("optimizer step")
+    loss_ax.set_xlabel("training problems seen" if problems_per_step else "optimizer step")
     loss_ax.set_ylabel("training loss (per token)")
     loss_ax.set_title("training loss (thin lines: a new curriculum stage starts)", fontsize=10)
     loss_ax.legend(fontsize=8, frameon=False)
     if has_eval:
-        acc_ax.set_xlabel("epoch")
+        acc_ax.set_xlabel("training problems seen" if problems_per_step else "epoch")
         acc_ax.set_ylabel("validation accuracy (%)")
         acc_ax.set_title("validation accuracy after each epoch (sN: stage N)", fontsize=10)
         acc_ax.legend(fontsize=8, frameon=False)
