@@ -51,15 +51,21 @@ def test_frontier_rows_and_heights(shared_data):
     frontier_1 = [r["node"] for r in rows if r["thought"] == 1 and r["frontier"]]
     assert sorted(frontier_1) == sorted(graph.names[n] for n, d in depth.items() if d == 1)
     assert any(r["leads_to_target"] for r in rows if r["thought"] == 1 and r["frontier"])
-    # every node the person reaches appears once per thought, with its depth
-    assert sorted((r["node"], r["depth"]) for r in rows if r["thought"] == 2) == sorted(
-        (graph.names[n], d) for n, d in depth.items() if d > 0)
+    # every node appears once per thought, with its depth from the person (None: never reached)
+    assert sorted((r["node"], r["depth"] if r["depth"] is not None else -1) for r in rows if r["thought"] == 2) == sorted(
+        (graph.names[n], depth.get(n, -1)) for n in range(len(graph.names)))
+    assert any(r["depth"] is None for r in rows) and [r["depth"] for r in rows if r["node"] == graph.names[graph.root]] == [0, 0]
     assert all(abs(r["value"] - 1.0 / len(tok)) < 1e-9 for r in rows)
     from latentcot.analysis.search import summarize
 
     summary = summarize(rows)
     for d, mass in summary[1]["mass_by_depth"].items():
         assert mass == pytest.approx(sum(1 for n, dd in depth.items() if dd == d) / len(tok))
+    unreached = len(graph.names) - len(depth)
+    within = sum(1 for dd in depth.values() if dd <= 1)
+    assert summary[1]["mass_within_hops"] == pytest.approx(within / len(tok))
+    assert summary[1]["mass_beyond_hops"] == pytest.approx((len(depth) - within) / len(tok))
+    assert summary[1]["mass_unreachable"] == pytest.approx(unreached / len(tok))
     assert [p for _, p in top_tokens(probs, tok, 3)[0]] == [round(1.0 / len(tok), 4)] * 3
 
 

@@ -116,7 +116,8 @@ def run_search(args: argparse.Namespace) -> dict:
             depths = ", ".join(f"depth {d}: {m:.3f}" for d, m in s["mass_by_depth"].items())
             print(f"thought {t}: {s['frontier_nodes']} frontier nodes; mean value {s['mean_value_leads_to_target']:.3f} "
                   f"on those leading to the target, {s['mean_value_other']:.3f} on the others; mass {depths}; "
-                  f"within {t} hops {s['mass_within_hops']:.3f}, beyond {s['mass_beyond_hops']:.3f}")
+                  f"within {t} hops {s['mass_within_hops']:.3f}, beyond {s['mass_beyond_hops']:.3f}, "
+                  f"unreachable {s['mass_unreachable']:.3f}")
     for example in tops[:3]:
         shown = " | ".join(", ".join(f"{tok!r} {p:.2f}" for tok, p in thought[:3]) for thought in example["thoughts"])
         print(f"top tokens per thought: {shown}")

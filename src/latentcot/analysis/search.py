@@ -91,22 +91,23 @@ def node_heights(graph: Graph) -> list[int]:
 
 def frontier_values(record: Record, probs: torch.Tensor, tokenizer, node_texts: Sequence[str] | None = None
                     ) -> list[dict[str, Any]]:
-    """One row per (thought i, node the person reaches): the node's value and place in the graph.
+    """One row per (thought i, node of the graph): the node's value and place in the graph.
 
     ``frontier`` marks the paper's frontier nodes (exactly i edges from the person at thought i); the
-    other reachable nodes are kept so the mass a thought puts at each depth can be read too.
+    other nodes are kept so the mass a thought puts at each depth can be read too: the person's own node
+    at depth 0, and nodes the person never reaches at depth None.
     ``node_texts``: how the model writes each node (default: its name after a space).
     """
     graph = Graph.of(record)
     token_ids = concept_token_ids(tokenizer, node_texts or [" " + name for name in graph.names])
     depth = graph.distances_from(graph.root)
     heights = node_heights(graph)
-    # one search per reachable node, shared by every thought
-    to_target = {node: graph.distances_from(node).get(graph.target) for node, d in depth.items() if d > 0}
+    # one search per node, shared by every thought
+    to_target = {node: graph.distances_from(node).get(graph.target) for node in range(len(graph.names))}
     rows = []
     for i in range(1, probs.shape[0] + 1):
         for node, distance in sorted(to_target.items()):
-            d = depth[node]
+            d = depth.get(node)
             rows.append({"thought": i, "node": graph.names[node], "depth": d, "frontier": d == i,
                          "value": float(probs[i - 1, token_ids[node]]), "height": heights[node],
                          "leads_to_target": distance is not None, "distance_to_target": distance})
@@ -132,15 +133,19 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[int, dict[str, Any]]:
         frontier = [r for r in mine if r["frontier"]]
         good = [r["value"] for r in frontier if r["leads_to_target"]]
         bad = [r["value"] for r in frontier if not r["leads_to_target"]]
-        depths = sorted({r["depth"] for r in mine})
+        reached = [r for r in mine if r["depth"] is not None]
+        depths = sorted({r["depth"] for r in reached})
         out[i] = {"frontier_nodes": len(frontier),
                   "mean_value_leads_to_target": sum(good) / len(good) if good else float("nan"),
                   "mean_value_other": sum(bad) / len(bad) if bad else float("nan"),
-                  "mass_by_depth": {d: sum(r["value"] for r in mine if r["depth"] == d) / problems for d in depths},
-                  # method.thought_targets=reachable trains thought i toward the nodes within i hops (R_i): the
-                  # mass on R_i's nodes (the root left out) against reachable nodes farther away
-                  "mass_within_hops": sum(r["value"] for r in mine if r["depth"] <= i) / problems,
-                  "mass_beyond_hops": sum(r["value"] for r in mine if r["depth"] > i) / problems}
+                  "mass_by_depth": {d: sum(r["value"] for r in reached if r["depth"] == d) / problems
+                                    for d in depths},
+                  # method.thought_targets=reachable trains thought i toward R_i, the nodes within i hops (the
+                  # root included): its mass on R_i against the nodes outside it, reachable farther away or
+                  # never reached
+                  "mass_within_hops": sum(r["value"] for r in reached if r["depth"] <= i) / problems,
+                  "mass_beyond_hops": sum(r["value"] for r in reached if r["depth"] > i) / problems,
+                  "mass_unreachable": sum(r["value"] for r in mine if r["depth"] is None) / problems}
     return out
 
 
