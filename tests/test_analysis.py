@@ -173,6 +173,11 @@ def test_curves_by_problems_seen(coconut_run, tmp_path, monkeypatch):
     assert batch > 1 and logged
     assert list(loss_axis.lines[0].get_xdata()) == [r["step"] * batch for r in logged]
     assert loss_axis.get_xlabel() == "training problems seen"
+    # RUN+RUN: a run and its continuation, one line, the second's problems counted after the first's
+    saved.clear()
+    assert main(["analyze", "curves", f"both={run}+{run}", "--x", "problems", "--out", str(tmp_path / "c.png")]) == 0
+    once = [r["step"] * batch for r in logged]
+    assert list(saved[0].axes[0].lines[0].get_xdata()) == once + [once[-1] + x for x in once]
 
 
 def test_step_comparison_by_hand():

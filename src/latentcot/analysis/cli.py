@@ -200,23 +200,40 @@ def _run_batch_size(run: Path) -> int:
     return load_config(run / "config.yaml").train.batch_size
 
 
-def run_curves(args: argparse.Namespace) -> int:
-    from .report import plot_training_curves
+def _curve_rows(spec: str, by_problems: bool) -> list[dict]:
+    """One line's metrics: a run directory, or runs joined by ``+`` (a run, then the run continued from it
+    with ``train.init_from``) drawn as one history, steps and epochs offset past the runs before. With
+    ``by_problems`` each step is counted in problems (x the run's ``train.batch_size``)."""
     from ..training.metrics import read_metrics
 
-    runs, batch_sizes = {}, {}
-    for item in args.runs:
-        name, sep, path = item.partition("=")
-        run = Path(path if sep else item)
+    pieces = [Path(spec)] if Path(spec).is_dir() else [Path(p) for p in spec.split("+")]
+    rows, step0, epoch0 = [], 0, 0
+    for run in pieces:
         if not (run / "metrics.jsonl").exists():
             raise FileNotFoundError(f"{run}: no metrics.jsonl (is this a run directory?)")
-        name = name if sep else run.name
-        runs[name] = read_metrics(run / "metrics.jsonl")
-        if args.x == "problems":
-            batch_sizes[name] = _run_batch_size(run)
+        scale = _run_batch_size(run) if by_problems else 1
+        mine = [dict(r, **{"step": step0 + r["step"] * scale} if "step" in r else {},
+                     **{"epoch": epoch0 + r["epoch"]} if "epoch" in r else {})
+                for r in read_metrics(run / "metrics.jsonl")]
+        rows += mine
+        step0 = max((r["step"] for r in mine if "step" in r), default=step0)
+        epoch0 = max((r["epoch"] + 1 for r in mine if "epoch" in r), default=epoch0)
+    return rows
+
+
+def run_curves(args: argparse.Namespace) -> int:
+    from .report import plot_training_curves
+
+    runs = {}
+    for item in args.runs:
+        name, sep, path = item.partition("=")
+        spec = path if sep else item
+        runs[name if sep else Path(spec.split("+")[-1]).name] = _curve_rows(spec, args.x == "problems")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    plot_training_curves(runs, out, chain=args.chain, problems_per_step=batch_sizes or None)
+    # the rows already count problems: one "step" is one problem
+    plot_training_curves(runs, out, chain=args.chain,
+                         problems_per_step={name: 1 for name in runs} if args.x == "problems" else None)
     print(f"wrote {out}")
     return 0
 
@@ -234,7 +251,8 @@ def add_analyze_parser(subparsers) -> None:
         p.add_argument("--device", default="auto")
 
     p = sub.add_parser("curves", help="training loss and validation accuracy per epoch with curriculum stages (PNG)")
-    p.add_argument("runs", nargs="+", metavar="[NAME=]RUN_DIR", help="run directories, in training order")
+    p.add_argument("runs", nargs="+", metavar="[NAME=]RUN_DIR[+RUN_DIR...]",
+                   help="run directories, one line each; RUN_A+RUN_B draws a run and its continuation as one line")
     p.add_argument("--out", default="runs/analysis/curves.png", metavar="FILE.png")
     p.add_argument("--chain", action="store_true",
                    help="draw the runs one after another (e.g. cot, then the Coconut run continued from it)")
