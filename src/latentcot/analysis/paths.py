@@ -19,11 +19,9 @@ classifier is a pure function of the record's graph fields (``idx_to_symbol``, `
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
-from ..data.prosqa import bfs_distances
+from ..data.graph import ProsQAGraph
 from ..data.records import Record
 from ..evaluation.metrics import is_correct
 
@@ -39,30 +37,16 @@ _STEP_RE = re.compile(r"(?:Every )?(\w+) is an? (\w+)\.")
 MARKER_RE = re.compile(r"<[^<>\s]+>")  # method markers and latent codes are not steps
 
 
-@dataclass(frozen=True)
-class Graph:
-    names: tuple[str, ...]
-    edges: frozenset[tuple[int, int]]
-    root: int
-    target: int
+class Graph(ProsQAGraph):
+    """A record's graph as the analyses read it: the same graph, but a record without the fields they
+    need (they need the target too) is refused with one error naming them."""
 
     @classmethod
     def of(cls, record: Record) -> "Graph":
         missing = [k for k in ("idx_to_symbol", "edges", "root", "target") if k not in record.extra]
         if missing:
             raise ValueError(f"path analysis needs ProsQA graph fields; the record lacks {', '.join(missing)}")
-        return cls(tuple(record.extra["idx_to_symbol"]), frozenset(tuple(e) for e in record.extra["edges"]),
-                   record.extra["root"], record.extra["target"])
-
-    @cached_property
-    def children(self) -> list[list[int]]:
-        children: list[list[int]] = [[] for _ in self.names]
-        for parent, child in sorted(self.edges):
-            children[parent].append(child)
-        return children
-
-    def distances_from(self, node: int) -> dict[int, int]:
-        return bfs_distances(self.children, node)
+        return super().of(record)
 
 
 def written_steps(generated: str) -> list[str]:
@@ -84,7 +68,7 @@ def classify_path(record: Record, generated: str) -> str:
         if m is None or m.group(1) not in index or m.group(2) not in index:
             return HALLUCINATION
         parent, child = index[m.group(1)], index[m.group(2)]
-        if (parent, child) not in graph.edges or (chain and chain[-1] != parent):
+        if not graph.has_edge(parent, child) or (chain and chain[-1] != parent):
             return HALLUCINATION
         if not chain:
             chain.append(parent)

@@ -76,17 +76,8 @@ def concept_token_ids(tokenizer, texts: Sequence[str]) -> list[int]:
     return [tokenizer(text, add_special_tokens=False)["input_ids"][0] for text in texts]
 
 
-def node_heights(graph: Graph) -> list[int]:
-    """Shortest distance from each node to a leaf (a node without children)."""
-    children = graph.children
-    heights: dict[int, int] = {}
-
-    def height(node: int) -> int:
-        if node not in heights:
-            heights[node] = 0 if not children[node] else 1 + min(height(c) for c in children[node])
-        return heights[node]
-
-    return [height(n) for n in range(len(graph.names))]
+# Shortest distance from each node down to a leaf; kept under the name the analyses' callers use.
+node_heights = Graph.heights
 
 
 def frontier_values(record: Record, probs: torch.Tensor, tokenizer, node_texts: Sequence[str] | None = None
@@ -101,7 +92,7 @@ def frontier_values(record: Record, probs: torch.Tensor, tokenizer, node_texts: 
     graph = Graph.of(record)
     token_ids = concept_token_ids(tokenizer, node_texts or [" " + name for name in graph.names])
     depth = graph.distances_from(graph.root)
-    heights = node_heights(graph)
+    heights = graph.heights()
     # one search per node, shared by every thought
     to_target = {node: graph.distances_from(node).get(graph.target) for node in range(len(graph.names))}
     rows = []

@@ -50,10 +50,9 @@ from dataclasses import dataclass
 from typing import ClassVar, Sequence
 
 from . import prontoqa
-from .prosqa import _ASK_RE, _FACT_RE  # the sentence forms the generator writes and its checker reads
+from .graph import ASK_RE, FACT_RE, GRAPH_FIELDS, Graph, ProsQAGraph, frontier_nodes
 from .records import DataError, Record
 
-GRAPH_FIELDS = ("idx_to_symbol", "edges", "root", "target", "neg_target")
 EDGE_END = "|"
 OPTIONS_MARK = "Q"
 ROOT_MARK = "R"
@@ -111,24 +110,6 @@ class Encoding:
         return list(encoded)
 
 
-@dataclass(frozen=True)
-class _Graph:
-    names: list[str]
-    edges: list[tuple[int, int]]
-    root: int
-
-    @property
-    def persons(self) -> set[int]:
-        # The generator's rule: a node without parents is a person, and persons state "Alex is a X."
-        children = {c for _, c in self.edges}
-        return {i for i in range(len(self.names)) if i not in children}
-
-    def fact(self, parent: int, child: int, persons: set[int]) -> str:
-        if parent in persons:
-            return f"{self.names[parent]} is a {self.names[child]}."
-        return f"Every {self.names[parent]} is a {self.names[child]}."
-
-
 class GraphEncoding(Encoding):
     """Node ids and ``src dst |`` edges (``data.encoding: graph``)."""
 
@@ -148,7 +129,7 @@ class GraphEncoding(Encoding):
             raise fail("no final 'Is X a A or B?' sentence", "question")
         person, first, second = ask.groups()
         facts = []
-        for m in _FACT_RE.finditer(body):
+        for m in FACT_RE.finditer(body):
             parent, child = m.group(1) or m.group(2), m.group(3)
             if parent not in index or child not in index:
                 raise fail(f"fact {m.group(0)!r} names a node missing from idx_to_symbol", "question")
@@ -164,11 +145,11 @@ class GraphEncoding(Encoding):
             raise fail(f"asks about {person}, but root is {names[extra['root']]}", "question")
         steps = []
         for i, step in enumerate(record.steps):
-            m = _FACT_RE.fullmatch(step.strip())
+            m = FACT_RE.fullmatch(step.strip())
             if m is None or (m.group(1) or m.group(2)) not in index or m.group(3) not in index:
                 raise fail(f"step {i} {step!r} is not a fact about nodes of the graph", "steps")
             steps.append(f" {index[m.group(1) or m.group(2)]} {index[m.group(3)]}")
-        m = _FACT_RE.fullmatch(record.answer.strip())
+        m = FACT_RE.fullmatch(record.answer.strip())
         if record.answer.strip() and (m is None or m.group(3) not in index):
             raise fail(f"{record.answer!r} is not '<person> is a <node>.'", "answer")
         question = self.write_question(facts, (index[first], index[second]), index[person])
@@ -182,27 +163,25 @@ class GraphEncoding(Encoding):
 
     def decode(self, encoded: Record) -> Record:
         """The word record an encoded one stands for (the inverse of :meth:`encode`)."""
-        graph = _graph_of(encoded)
+        graph = ProsQAGraph.of(encoded)
         edges, options, root = parse_graph_question(encoded.question)
-        persons = _Graph(graph.names, edges, root).persons
-        facts = " ".join(graph.fact(p, c, persons) for p, c in edges)
-        a, b = (graph.names[o] for o in options)
-        question = f"{facts} Is {graph.names[root]} a {a} or {b}?".strip()
-        steps = [self._step_words(step, graph, persons) or step for step in encoded.steps]
+        # the question's own edges say who is a person; the record's fields give the names and the root
+        asked = ProsQAGraph(graph.names, edges, root)
+        question = asked.question([asked.fact(p, c) for p, c in edges], *options)
+        steps = [self._step_words(step, asked) or step for step in encoded.steps]
         answer = self._answer_words(encoded.answer, graph) or encoded.answer
         return Record(question=question, steps=steps, answer=answer, extra=dict(encoded.extra))
 
     def read_output(self, generated: str, encoded: Record) -> ReadOutput:
-        graph = _graph_of(encoded)
-        persons = _Graph(graph.names, [tuple(e) for e in encoded.extra["edges"]], graph.root).persons
-        return _read_steps_and_answer(generated, lambda line: self._step_words(line, graph, persons),
+        graph = ProsQAGraph.of(encoded)
+        return _read_steps_and_answer(generated, lambda line: self._step_words(line, graph),
                                       lambda answer: self._answer_words(answer, graph))
 
     def node_texts(self, record: Record) -> list[str]:
         return [f" {i}" for i in range(len(record.extra["idx_to_symbol"]))]
 
     @staticmethod
-    def _step_words(text: str, graph: _Graph, persons: set[int]) -> str | None:
+    def _step_words(text: str, graph: ProsQAGraph) -> str | None:
         m = _PAIR_RE.fullmatch(text)
         if m is None:
             return None
@@ -210,13 +189,13 @@ class GraphEncoding(Encoding):
         # an id past the graph's, or (relabelled into data.node_ids) one no node of this problem holds
         if max(parent, child) >= len(graph.names) or not graph.names[parent] or not graph.names[child]:
             return None
-        return graph.fact(parent, child, persons)
+        return graph.fact(parent, child)
 
     @staticmethod
-    def _answer_words(text: str, graph: _Graph) -> str | None:
+    def _answer_words(text: str, graph: ProsQAGraph) -> str | None:
         value = text.strip()
         if value.isdigit() and int(value) < len(graph.names) and graph.names[int(value)]:
-            return f"{graph.names[graph.root]} is a {graph.names[int(value)]}."
+            return graph.answer(int(value))
         return None
 
 
@@ -378,33 +357,10 @@ class RulesEncoding(Encoding):
         raise ValueError("data.encoding=rules has no graph nodes to read thoughts against (a ProsQA analysis)")
 
 
-def frontier_nodes(edges: Sequence[tuple[int, int]], root: int, target: int, depth: int) -> list[int]:
-    """The nodes ``depth`` edges from ``root`` along some path that can go on to ``target`` (sorted).
-
-    Zhu, Hao et al. (2025, "Reasoning by Superposition"; their released code) supervise stage k of their
-    Coconut curriculum with ONE node drawn from these at depth k+1, not with the rest of the path:
-    ``method.stage_target=frontier``."""
-    children: dict[int, list[int]] = {}
-    parents: dict[int, list[int]] = {}
-    for parent, child in edges:
-        children.setdefault(parent, []).append(child)
-        parents.setdefault(child, []).append(parent)
-    reaches_target, frontier = {target}, [target]
-    while frontier:
-        for parent in parents.get(frontier.pop(), []):
-            if parent not in reaches_target:
-                reaches_target.add(parent)
-                frontier.append(parent)
-    layer = {root}
-    for _ in range(depth):
-        layer = {c for node in layer for c in children.get(node, []) if c in reaches_target}
-    return sorted(layer)
-
-
 def graph_stage_targets(encoded: Record) -> list[list[str]]:
     """For stage k = 0 .. steps-1 of a ``graph``- or ``graph_edges``-encoded record, its candidate stage
-    targets as answer texts (node ids): :func:`frontier_nodes` at depth k+1. The answer is among the last
-    (and the only one there unless a longer path also reaches it)."""
+    targets as answer texts (node ids): :func:`latentcot.data.graph.frontier_nodes` at depth k+1. The
+    answer is among the last (and the only one there unless a longer path also reaches it)."""
     edges, _, root = parse_graph_question(encoded.question)
     target = int(encoded.answer)
     return [[str(n) for n in frontier_nodes(edges, root, target, k + 1)] for k in range(len(encoded.steps))]
@@ -481,12 +437,7 @@ def _split_question(question: str) -> tuple[str, re.Match | None]:
     at = question.rfind("Is ")
     if at < 0:
         return question, None
-    return question[:at], _ASK_RE.fullmatch(question[at:].strip())
-
-
-def _graph_of(record: Record) -> _Graph:
-    extra = record.extra
-    return _Graph(list(extra["idx_to_symbol"]), [tuple(e) for e in extra["edges"]], int(extra["root"]))
+    return question[:at], ASK_RE.fullmatch(question[at:].strip())
 
 
 def has_edge_tokens(question: str) -> bool:
@@ -525,7 +476,7 @@ def graph_fields_from_question(question: str, source: str = "<memory>", where: s
     if ask is None:
         raise DataError(source, where, "no final 'Is X a A or B?' sentence, and no graph fields "
                         f"({', '.join(GRAPH_FIELDS)}) to encode it with (data.encoding=graph)", "question")
-    facts = [(m.group(1) or m.group(2), m.group(3)) for m in _FACT_RE.finditer(body)]
+    facts = [(m.group(1) or m.group(2), m.group(3)) for m in FACT_RE.finditer(body)]
     order: list[str] = []
     for parent, child in facts:
         order += [n for n in (parent, child) if n not in order]
@@ -534,13 +485,11 @@ def graph_fields_from_question(question: str, source: str = "<memory>", where: s
     # the asked person first: in the generator's numbering it is node 0 or 1
     order.remove(person)
     order.insert(0, person)
-    parents = {n: {p for p, c in facts if c == n} for n in order}
-    ranked: list[str] = []
-    while len(ranked) < len(order):
-        ready = [n for n in order if n not in ranked and parents[n] <= set(ranked)]
-        if not ready:
-            raise DataError(source, where, "the facts contain a cycle (data.encoding=graph)", "question")
-        ranked += ready
+    position = {n: i for i, n in enumerate(order)}
+    layers = Graph([(position[p], position[c]) for p, c in facts], len(order)).layers()
+    if layers is None:
+        raise DataError(source, where, "the facts contain a cycle (data.encoding=graph)", "question")
+    ranked = [order[i] for layer in layers for i in layer]
     index = {n: i for i, n in enumerate(ranked)}
     target = second if first not in index else first  # unknown without a proof; only the fields matter
     return {"idx_to_symbol": ranked, "edges": [[index[p], index[c]] for p, c in facts], "root": index[person],
@@ -567,5 +516,5 @@ def run_encoding(data) -> Encoding:
 
 
 __all__ = ["ENCODINGS", "Encoding", "GraphEdgesEncoding", "GraphEncoding", "ReadOutput", "RulesEncoding", "UNUSED_NODE",
-           "augment_graph", "build_encoding", "edge_token", "frontier_nodes", "graph_fields_from_question",
+           "augment_graph", "build_encoding", "edge_token", "graph_fields_from_question",
            "graph_stage_targets", "has_edge_tokens", "parse_graph_question", "run_encoding", "unmapped_mark", "write_graph_question"]

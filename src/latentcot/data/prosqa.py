@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import math
 import random
-import re
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, replace
 from statistics import mean
 from typing import Any, Iterable, Sequence
 
 from ..config import option
+from .graph import ASK_RE, FACT_RE, Graph, ProsQAGraph
 from .records import Record
 
 __all__ = [
@@ -231,26 +231,8 @@ def _weighted_sample(rng: random.Random, items: list[int], weights: list[float],
     return chosen
 
 
-def bfs_distances(children: Sequence[Sequence[int]], source: int) -> dict[int, int]:
-    """Edge count of a shortest path from ``source`` to every node it reaches."""
-    dist = {source: 0}
-    queue = deque([source])
-    while queue:
-        node = queue.popleft()
-        for child in children[node]:
-            if child not in dist:
-                dist[child] = dist[node] + 1
-                queue.append(child)
-    return dist
-
-
-@dataclass
-class _Graph:
-    parents: list[list[int]]
-    labels: list[int]
-
-
-def _grow(rng: random.Random, n_nodes: int, opts: ProsQAOptions) -> _Graph:
+def _grow(rng: random.Random, n_nodes: int, opts: ProsQAOptions) -> tuple[Graph, list[int]]:
+    """The grown graph and each node's label."""
     parents: list[list[int]] = [[], []]
     labels = [1, 2]
     depth = [0, 0]
@@ -275,36 +257,26 @@ def _grow(rng: random.Random, n_nodes: int, opts: ProsQAOptions) -> _Graph:
         labels.append(label)
         depth.append(max((depth[p] for p in chosen), default=-1) + 1)
         pools[label].append(idx)
-    return _Graph(parents, labels)
-
-
-def _fact(names: Sequence[str], parent_is_person: bool, parent: int, child: int) -> str:
-    if parent_is_person:
-        return f"{names[parent]} is a {names[child]}."
-    return f"Every {names[parent]} is a {names[child]}."
+    return Graph.from_parents(parents), labels
 
 
 def _try_problem(rng: random.Random, opts: ProsQAOptions, want_steps: int | None) -> Record | None:
-    graph = _grow(rng, opts.max_nodes, opts)
-    n = len(graph.parents)
-    children: list[list[int]] = [[] for _ in range(n)]
-    for child, ps in enumerate(graph.parents):
-        for p in ps:
-            children[p].append(child)
+    graph, labels = _grow(rng, opts.max_nodes, opts)
+    n, children = graph.size, graph.children
     if not children[0] or not children[1]:
         return None
     keep = [i for i in range(n) if graph.parents[i] or children[i]]
     if len(keep) < opts.min_nodes:
         return None
-    n_edges = sum(len(ps) for ps in graph.parents)
+    n_edges = len(graph.edges)
     if not opts.min_edges <= n_edges <= opts.max_edges:
         return None
 
     leaves = [i for i in keep if not children[i] and graph.parents[i]]
-    own = {0: [i for i in leaves if graph.labels[i] == 1], 1: [i for i in leaves if graph.labels[i] == 2]}
+    own = {0: [i for i in leaves if labels[i] == 1], 1: [i for i in leaves if labels[i] == 2]}
     if not own[0] or not own[1]:
         return None
-    dist = {0: bfs_distances(children, 0), 1: bfs_distances(children, 1)}
+    dist = {0: graph.distances_from(0), 1: graph.distances_from(1)}
     deepest = {s: max(dist[s][i] for i in own[s]) for s in (0, 1)}
     if deepest[0] != deepest[1]:
         root = 0 if deepest[0] > deepest[1] else 1
@@ -351,18 +323,18 @@ def _try_problem(rng: random.Random, opts: ProsQAOptions, want_steps: int | None
             names.append(person_names[pi])
             pi += 1
     edges = [[new_index[p], new_index[c]] for c in keep for p in graph.parents[c]]
-    is_person = [not graph.parents[old] for old in keep]
-    facts = [_fact(names, is_person[p], p, c) for p, c in edges]
+    r, t, f = new_index[root], new_index[target], new_index[neg_target]
+    problem = ProsQAGraph(names, edges, r, t, f)
+    facts = [problem.fact(p, c) for p, c in edges]
     rng.shuffle(facts)
 
-    r, t, f = new_index[root], new_index[target], new_index[neg_target]
     first, second = (t, f) if rng.random() < opts.true_first_prob else (f, t)
-    question = " ".join(facts) + f" Is {names[r]} a {names[first]} or {names[second]}?"
-    steps = [_fact(names, is_person[new_index[a]], new_index[a], new_index[b]) for a, b in zip(path, path[1:])]
+    question = problem.question(facts, first, second)
+    steps = [problem.fact(new_index[a], new_index[b]) for a, b in zip(path, path[1:])]
     return Record(
         question=question,
         steps=steps,
-        answer=f"{names[r]} is a {names[t]}.",
+        answer=problem.answer(t),
         extra={"idx_to_symbol": names, "edges": edges, "root": r, "target": t, "neg_target": f},
     )
 
@@ -398,9 +370,6 @@ def generate(n: int, seed: int = 0, options: ProsQAOptions | None = None) -> lis
 # --------------------------------------------------------------------------------------------
 # Checking
 
-_FACT_RE = re.compile(r"(?:Every (\w+)|(\w+)) is a (\w+)\.")
-_ASK_RE = re.compile(r"Is (\w+) a (\w+) or (\w+)\?")
-
 
 def _get(record: Record | dict[str, Any], key: str) -> Any:
     if isinstance(record, Record):
@@ -424,59 +393,80 @@ def check_record(record: Record | dict[str, Any]) -> None:
     question, steps, answer = (_get(record, k) for k in ("question", "steps", "answer"))
     names, raw_edges = _get(record, "idx_to_symbol"), _get(record, "edges")
     root, target, neg = (_get(record, k) for k in ("root", "target", "neg_target"))
+    _check_types(question, steps, answer, names, raw_edges)
+    edges = [tuple(e) for e in raw_edges]
+    _check_nodes(names, root, target, neg)
+    _check_edges(edges, len(names))
+    graph = ProsQAGraph(names, edges, root, target, neg)
+    _check_root_is_person(graph)
+    edge_facts = {graph.fact(p, c): (p, c) for p, c in graph.edges}
+    body = _check_ask(question, graph)
+    _check_facts(body, edge_facts)
+    _check_acyclic(graph)
+    dist = graph.distances_from(root)
+    _check_options(graph, dist)
+    _check_steps(steps, graph, edge_facts, dist)
+    _check_answer(answer, graph)
+
+
+def _check_types(question: Any, steps: Any, answer: Any, names: Any, edges: Any) -> None:
     if not isinstance(question, str) or not isinstance(answer, str):
         raise ValueError("question and answer must be strings")
     if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
         raise ValueError("steps must be a list of strings")
     if not isinstance(names, list) or not all(isinstance(s, str) for s in names):
         raise ValueError("idx_to_symbol must be a list of names")
-    if not isinstance(raw_edges, list) or not all(isinstance(e, (list, tuple)) for e in raw_edges):
+    if not isinstance(edges, list) or not all(isinstance(e, (list, tuple)) for e in edges):
         raise ValueError("edges must be a list of [parent, child] pairs")
-    edges = [tuple(e) for e in raw_edges]
 
+
+def _check_nodes(names: list[str], root: Any, target: Any, neg: Any) -> None:
     n = len(names)
     if len(set(names)) != n:
         raise ValueError("idx_to_symbol has repeated names")
     for key, idx in (("root", root), ("target", target), ("neg_target", neg)):
         if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < n:
             raise ValueError(f"{key} {idx!r} is not a node index in 0..{n - 1}")
-    parents: list[list[int]] = [[] for _ in range(n)]
-    children: list[list[int]] = [[] for _ in range(n)]
+
+
+def _check_edges(edges: list[tuple], n: int) -> None:
     for e in edges:
         if len(e) != 2 or not all(isinstance(x, int) and 0 <= x < n for x in e):
             raise ValueError(f"edge {list(e)} is not a pair of node indices in 0..{n - 1}")
-        parents[e[1]].append(e[0])
-        children[e[0]].append(e[1])
     if len(set(edges)) != len(edges):
         raise ValueError("edges has duplicates")
-    if parents[root]:
-        raise ValueError(f"root {names[root]} has a parent; the asked node must be a person")
 
-    def sentence(p: int, c: int) -> str:
-        return _fact(names, not parents[p], p, c)
 
-    edge_facts = {sentence(p, c): (p, c) for p, c in edges}
+def _check_root_is_person(graph: ProsQAGraph) -> None:
+    if not graph.is_person(graph.root):
+        raise ValueError(f"root {graph.names[graph.root]} has a parent; the asked node must be a person")
 
+
+def _check_ask(question: str, graph: ProsQAGraph) -> str:
+    """Check the final 'Is X a A or B?' sentence against the root and the options; return the facts before it."""
+    names, target, neg = graph.names, graph.target, graph.neg_target
     ask_at = question.rfind(" Is ")
     if ask_at < 0:
         raise ValueError("question has no final 'Is X a A or B?' sentence")
     body, ask = question[:ask_at], question[ask_at + 1 :]
-    m = _ASK_RE.fullmatch(ask)
+    m = ASK_RE.fullmatch(ask)
     if m is None:
         raise ValueError(f"question ends with {ask!r}, not 'Is X a A or B?'")
-    if m.group(1) != names[root]:
-        raise ValueError(f"question asks about {m.group(1)}, but root is {names[root]}")
+    if m.group(1) != names[graph.root]:
+        raise ValueError(f"question asks about {m.group(1)}, but root is {names[graph.root]}")
     if {m.group(2), m.group(3)} != {names[target], names[neg]} or names[target] == names[neg]:
         raise ValueError(
             f"question offers {m.group(2)} / {m.group(3)}, but the options are "
             f"{names[target]} (target) and {names[neg]} (neg_target)"
         )
+    return body
 
-    facts = _FACT_RE.findall(body)
-    rebuilt = " ".join(f"Every {a} is a {c}." if a else f"{b} is a {c}." for a, b, c in facts)
-    if rebuilt != body:
+
+def _check_facts(body: str, edge_facts: dict[str, tuple[int, int]]) -> None:
+    """The question's facts state every edge once and nothing else."""
+    fact_texts = [f"Every {a} is a {c}." if a else f"{b} is a {c}." for a, b, c in FACT_RE.findall(body)]
+    if " ".join(fact_texts) != body:
         raise ValueError("question body is not a sequence of 'Every X is a Y.' / 'P is a Y.' facts")
-    fact_texts = [f"Every {a} is a {c}." if a else f"{b} is a {c}." for a, b, c in facts]
     counts = Counter(fact_texts)
     repeated = [t for t, k in counts.items() if k > 1]
     if repeated:
@@ -488,33 +478,33 @@ def check_record(record: Record | dict[str, Any]) -> None:
     if extra:
         raise ValueError(f"question fact is not an edge: {extra[0]!r}")
 
+
+def _check_acyclic(graph: ProsQAGraph) -> None:
     # Cycles would make "shortest path" and the leaf options ill-defined.
-    indeg = [len(p) for p in parents]
-    ready = [i for i in range(n) if indeg[i] == 0]
-    seen = 0
-    while ready:
-        node = ready.pop()
-        seen += 1
-        for c in children[node]:
-            indeg[c] -= 1
-            if indeg[c] == 0:
-                ready.append(c)
-    if seen != n:
+    if graph.layers() is None:
         raise ValueError("edges contain a cycle")
 
-    dist = bfs_distances(children, root)
+
+def _check_options(graph: ProsQAGraph, dist: dict[int, int]) -> None:
+    """Exactly the target is reachable from the root, and both options are leaves."""
+    names, root, target, neg = graph.names, graph.root, graph.target, graph.neg_target
     reach_t, reach_f = target in dist, neg in dist
     if reach_t and reach_f:
         raise ValueError(f"both options {names[target]} and {names[neg]} are reachable from {names[root]}")
     if not reach_t:
         raise ValueError(f"target {names[target]} is not reachable from {names[root]}")
     for key, idx in (("target", target), ("neg_target", neg)):
-        if children[idx]:
+        if graph.children[idx]:
             raise ValueError(f"{key} {names[idx]} is not a leaf")
 
+
+def _check_steps(steps: list[str], graph: ProsQAGraph, edge_facts: dict[str, tuple[int, int]],
+                 dist: dict[int, int]) -> None:
+    """The steps are edge facts chained from the root to the target along a shortest path."""
+    names, target = graph.names, graph.target
     if not steps:
         raise ValueError("steps is empty")
-    at = root
+    at = graph.root
     for i, step in enumerate(steps):
         edge = edge_facts.get(step)
         if edge is None:
@@ -527,7 +517,9 @@ def check_record(record: Record | dict[str, Any]) -> None:
     if len(steps) != dist[target]:
         raise ValueError(f"steps take {len(steps)} hops; the shortest path has {dist[target]}")
 
-    expected = f"{names[root]} is a {names[target]}."
+
+def _check_answer(answer: str, graph: ProsQAGraph) -> None:
+    expected = graph.answer(graph.target)
     if answer != expected:
         raise ValueError(f"answer {answer!r} should be {expected!r}")
 
@@ -552,7 +544,7 @@ def graph_stats(records: Iterable[Record | dict[str, Any]]) -> dict[str, Any]:
         steps.append(len(_get(rec, "steps")))
         has_parent = {c for _, c in edge_list}
         persons.append(sum(1 for i in range(len(names)) if i not in has_parent))
-        m = _ASK_RE.search(_get(rec, "question"))
+        m = ASK_RE.search(_get(rec, "question"))
         first.append(m is not None and m.group(2) == names[_get(rec, "target")])
     return {
         "n": len(nodes),

@@ -6,9 +6,8 @@ from collections import Counter
 from statistics import mean
 from typing import Any, Sequence
 
+from .graph import GRAPH_FIELDS
 from .records import Record
-
-PROSQA_FIELDS = ("idx_to_symbol", "edges", "root", "target", "neg_target")
 
 
 def _summary(values: Sequence[float]) -> dict[str, float]:
@@ -35,7 +34,7 @@ def dataset_stats(records: Sequence[Record], tokenizer: Any = None) -> dict[str,
         if tokenizer.unk_token_id is not None:
             flat = [t for ids in tokenizer([record_text(r) for r in records])["input_ids"] for t in ids]
             stats["unk_share"] = round(flat.count(tokenizer.unk_token_id) / max(len(flat), 1), 4)
-    if records and all(all(f in r.extra for f in PROSQA_FIELDS) for r in records):
+    if records and all(all(f in r.extra for f in GRAPH_FIELDS) for r in records):
         stats["graph"] = {
             "nodes": _summary([len(r.extra["idx_to_symbol"]) for r in records]),
             "edges": _summary([len(r.extra["edges"]) for r in records]),

@@ -13,26 +13,12 @@ answer tokens after them.
 
 from __future__ import annotations
 
-from typing import Sequence
-
+from .graph import reachable_sets
 from .records import Record
 
 THOUGHT_TARGET_KINDS = ("none", "reachable", "chain")
 # which data.encoding each kind reads its targets from
 TARGET_ENCODINGS = {"reachable": ("graph", "graph_edges"), "chain": ("rules",)}
-
-
-def reachable_sets(edges: Sequence[tuple[int, int]], root: int, hops: int) -> list[list[int]]:
-    """For k = 1 .. ``hops``: the sorted nodes within k edges of ``root`` (root included)."""
-    children: dict[int, list[int]] = {}
-    for parent, child in edges:
-        children.setdefault(parent, []).append(child)
-    seen, layer, sets = {root}, {root}, []
-    for _ in range(hops):
-        layer = {c for node in layer for c in children.get(node, ()) if c not in seen}
-        seen |= layer
-        sets.append(sorted(seen))
-    return sets
 
 
 def thought_target_texts(encoded: Record, kind: str, hops: int) -> list[list[str]]:
