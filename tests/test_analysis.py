@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from helpers import tiny_model, tiny_prosqa
+from helpers import tiny_config, tiny_model, tiny_prosqa
 from latentcot.analysis.paths import PATH_CLASSES
 from latentcot.analysis.search import frontier_values, node_heights, thought_probabilities, top_tokens
 from latentcot.analysis.paths import Graph
@@ -71,8 +71,6 @@ def test_frontier_rows_and_heights(shared_data):
 
 @pytest.fixture(scope="module")
 def coconut_run(tmp_path_factory):
-    from test_training import tiny_config
-
     from latentcot.data.io import save_records
     from latentcot.training import train
 
@@ -110,11 +108,24 @@ def test_analyze_search_cli(coconut_run, capsys):
     tokens = [json.loads(x) for x in (out / "thought_tokens.jsonl").read_text().splitlines()]
     assert len(tokens) == 6 and len(tokens[0]["thoughts"]) == 2 and len(tokens[0]["thoughts"][0]) == 5
     assert (out / "frontier_values.png").read_bytes()[:4] == b"\x89PNG"
-    # a method without continuous thoughts has nothing to probe
-    assert main(["eval", str(coconut_run / "coconut"), "--data", str(coconut_run / "valid.json"),
-                 "--n-thoughts", "1"]) == 0
-    summary = json.loads((coconut_run / "coconut" / "eval" / "valid_k1.summary.json").read_text())
-    assert summary["n_problems"] == 6 and summary["n_thoughts"] == 1
+
+
+def test_analyses_of_thoughts_refuse_a_method_without_them(tmp_path, capsys):
+    from latentcot.cli import main
+    from latentcot.data.io import save_records
+    from latentcot.training import train
+
+    cfg = tiny_config(tmp_path, "method.name=cot", "train.epochs=1", name="cot")
+    train(cfg, train_records=tiny_prosqa(8))
+    data = str(tmp_path / "valid.json")
+    save_records(tiny_prosqa(3, seed=3), data)
+    capsys.readouterr()
+    assert main(["analyze", "search", cfg.output_dir, "--data", data, "--out", str(tmp_path / "search")]) == 2
+    assert capsys.readouterr().err == "error: method 'cot' has no continuous thoughts to probe (use a coconut run)\n"
+    assert main(["analyze", "thoughts", cfg.output_dir, "--data", data, "--k", "1",
+                 "--out", str(tmp_path / "thoughts")]) == 2
+    assert capsys.readouterr().err == "error: method 'cot' has no continuous thoughts to count (use a coconut run)\n"
+    assert not (tmp_path / "search").exists() and not (tmp_path / "thoughts").exists()
 
 
 def test_report_gathers_curves_table_and_plots(coconut_run, tmp_path):

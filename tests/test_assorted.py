@@ -100,8 +100,7 @@ def test_pipeline_from_scratch_and_from_a_cot_run(tmp_path):
     """VQ-VAE, then an assorted LM from scratch (sharing the VQ-VAE's tokenizer) and one continued from a cot
     run; the trained models generate, and the training examples carry the VQ-VAE's codes."""
     pytest.importorskip("vector_quantize_pytorch")
-    from helpers import tiny_prosqa
-    from test_training import tiny_config
+    from helpers import tiny_config, tiny_prosqa
 
     from latentcot.config import apply_overrides
     from latentcot.evaluation import evaluate

@@ -6,33 +6,11 @@ import json
 import pytest
 import yaml
 
-from helpers import tiny_prosqa
+from helpers import write_plan
 from latentcot.cli import main
 from latentcot.config import ConfigError
-from latentcot.data.io import save_records
 from latentcot.compare import load_plan, markdown_table
 from latentcot.runs import list_checkpoints
-
-BASE = {
-    "seed": 0,
-    "data": {"train": "", "valid": ""},
-    # float64: a run is scored at several batch sizes, and the scores are compared exactly
-    "model": {"preset": "tiny", "n_positions": 256, "dtype": "float64"},
-    "method": {"max_new_tokens": 30},
-    "train": {"batch_size": 8, "lr": 3e-3, "epochs": 1, "progress": False, "eval_every": 0, "log_every": 1},
-}
-
-
-def write_plan(tmp_path, runs, **extra):
-    save_records(tiny_prosqa(8), tmp_path / "train.json")
-    save_records(tiny_prosqa(3, seed=9), tmp_path / "valid.json")
-    base = dict(BASE, data={"train": str(tmp_path / "train.json"), "valid": str(tmp_path / "valid.json")})
-    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
-    plan = {"title": "tiny", "output_dir": str(tmp_path / "cmp"), "base_config": str(tmp_path / "base.yaml"),
-            "eval_batch_size": 2, "runs": runs, **extra}
-    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
-    return tmp_path / "plan.yaml"
-
 
 RUNS = [
     {"name": "cot", "overrides": ["method.name=cot"]},

@@ -143,7 +143,7 @@ def test_bad_records_name_the_record_and_field():
 
 
 def test_eval_cli_converts_inside_and_answers_in_words(tmp_path, capsys):
-    from test_training import tiny_config
+    from helpers import tiny_config
 
     from latentcot.training import train
 
@@ -258,7 +258,7 @@ def test_rules_encoding_names_what_it_cannot_read():
 
 
 def test_a_rules_encoded_coconut_run_trains_and_evaluates_in_words(tmp_path, capsys):
-    from test_training import tiny_config
+    from helpers import tiny_config
 
     from latentcot.data.prontoqa import ProntoQAOptions, generate
     from latentcot.training import train
@@ -279,7 +279,7 @@ def test_a_rules_encoded_vqvae_cuts_the_compact_traces_and_assorted_checks_the_e
     """The VQ-VAE reads data.encoding like the LM: its codes cover the compact trace (one chunk of 16 tokens
     holds a 2-hop rules trace; the words need more), and an assorted LM in another encoding is refused."""
     pytest.importorskip("vector_quantize_pytorch")
-    from test_training import tiny_config
+    from helpers import tiny_config
 
     from latentcot.config import apply_overrides
     from latentcot.data.prontoqa import ProntoQAOptions, generate

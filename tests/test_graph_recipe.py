@@ -107,7 +107,7 @@ def test_stage_k_targets_are_the_nodes_at_depth_k_plus_1_on_a_path_to_the_target
 
 
 def test_coconut_with_the_frontier_target_writes_one_node_after_k_thoughts(tmp_path):
-    from test_training import tiny_config
+    from helpers import tiny_config
 
     from latentcot.training import Trainer
 
@@ -134,7 +134,7 @@ def test_coconut_with_the_frontier_target_writes_one_node_after_k_thoughts(tmp_p
 
 
 def test_rewritten_epochs_differ_and_repeat_exactly(tmp_path):
-    from test_training import tiny_config
+    from helpers import tiny_config
 
     from latentcot.training import Trainer, train
 
@@ -159,7 +159,7 @@ def test_rewritten_epochs_differ_and_repeat_exactly(tmp_path):
     (["train.adam_betas=[0.9]"], "'train.adam_betas': expected two values in [0, 1)"),
 ])
 def test_recipe_keys_out_of_place_are_one_error(tmp_path, overrides, message):
-    from test_training import tiny_config
+    from helpers import tiny_config
 
     from latentcot.training import Trainer
 
@@ -168,7 +168,7 @@ def test_recipe_keys_out_of_place_are_one_error(tmp_path, overrides, message):
 
 
 def test_dropout_reaches_the_model(tmp_path):
-    from test_training import tiny_config
+    from helpers import tiny_config
 
     from latentcot.training import Trainer
 
@@ -180,7 +180,7 @@ def test_dropout_reaches_the_model(tmp_path):
 def test_stage_accuracy_counts_a_node_right_only_when_it_is_a_frontier_node_of_that_stage(tmp_path, monkeypatch):
     """The frontier run's eval curve (``stage_accuracy`` in metrics.jsonl): the model's generations are stubbed
     to name, problem by problem, a node the independent reader calls right or wrong at stage k."""
-    from test_training import tiny_config
+    from helpers import tiny_config
 
     from latentcot.evaluation import stage_target_accuracy
     from latentcot.inference.generate import Generation
@@ -216,7 +216,7 @@ def test_stage_accuracy_counts_a_node_right_only_when_it_is_a_frontier_node_of_t
 def test_a_frontier_run_logs_its_stage_accuracy_at_each_stage(tmp_path):
     import json
 
-    from test_training import tiny_config
+    from helpers import tiny_config
 
     from latentcot.training import train
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import tiny_model, tiny_prosqa
+from helpers import MAX_NEW, reference_generate, sensitive_model, tiny_model, tiny_prosqa
 from latentcot.cli import main as run_cli
 from latentcot.config import Config, ConfigError, MethodConfig, apply_overrides, load_config
 from latentcot.data.io import save_records
@@ -22,7 +22,6 @@ from latentcot.runs import CheckpointError
 from latentcot.tokenization import BOT
 from latentcot.training import train
 from latentcot.training.metrics import read_metrics
-from test_inference import MAX_NEW, reference_generate, sensitive_model
 
 CAP = 4
 HALTING = MethodConfig(name="coconut", max_latent_stage=CAP, c_thought=1, pad_latent_to_max=True, halting=True,

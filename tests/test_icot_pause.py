@@ -6,11 +6,11 @@ from collections import Counter
 
 import pytest
 
+from helpers import ANSWER, RECORD, STEPS, render, supervised, text, tok  # noqa: F401  (tok is a fixture)
 from latentcot.config import MethodConfig
 from latentcot.methods import IGNORE_INDEX, build_method, tokenize_record
 from latentcot.methods.icot import icot_stage, removal_offset, tokens_removed
 from latentcot.tokenization import PAUSE
-from test_methods import ANSWER, RECORD, STEPS, render, supervised, text, tok  # noqa: F401  (tok is a fixture)
 
 
 # -- the schedule, as pure functions --------------------------------------------------------------
@@ -120,23 +120,34 @@ def test_pause_tokens_between_question_and_answer(tok):
 # -- through the trainer ---------------------------------------------------------------------------
 
 def test_icot_and_pause_train_and_evaluate(tmp_path):
-    from helpers import tiny_prosqa
-    from test_training import tiny_config
+    from dataclasses import replace
 
+    from helpers import tiny_config, tiny_prosqa
+
+    from latentcot.evaluation import extract_answer
+    from latentcot.inference import generate
     from latentcot.training import train
     from latentcot.training.metrics import read_metrics
 
+    icot = ("method.name=icot", "method.cot_epochs=1", "method.remove_per_epoch=4", "train.epochs=3",
+            "train.eval_batch_size=4", "method.max_new_tokens=40")
+    valid = tiny_prosqa(4, seed=5)
+    # A tiny model answers nothing right, and an accuracy of 0 would not show which model or problems were
+    # scored: two problems take as gold what the same training (same seed, same process) ends up writing.
+    rehearsal = train(tiny_config(tmp_path, *icot, name="rehearsal"), train_records=tiny_prosqa(8))
+    written = generate(rehearsal.model, rehearsal.tokenizer, rehearsal.method, valid, batch_size=4)
+    valid = [replace(r, answer=extract_answer(g.text)) for r, g in zip(valid[:2], written)] + valid[2:]
+
     optimizers = []
-    cfg = tiny_config(tmp_path, "method.name=icot", "method.cot_epochs=1", "method.remove_per_epoch=4",
-                      "train.epochs=3", "train.eval_every=3", "train.eval_batch_size=4", "method.max_new_tokens=40",
-                      name="icot")
-    trainer = train(cfg, train_records=tiny_prosqa(8), valid_records=tiny_prosqa(4, seed=5),
+    cfg = tiny_config(tmp_path, *icot, "train.eval_every=3", name="icot")
+    trainer = train(cfg, train_records=tiny_prosqa(8), valid_records=valid,
                     on_epoch_end=lambda t, e: optimizers.append(t.optimizer))
     epochs = [row for row in read_metrics(cfg.output_dir + "/metrics.jsonl") if row["type"] == "epoch"]
     assert [row["stage"] for row in epochs] == [0, 1, 2]
     # the objects are kept alive in the list, so no two can share an id() (a freed optimizer's id may be reused)
     assert len({id(opt) for opt in optimizers}) == 3  # a fresh optimizer whenever the removal count changed
-    assert "accuracy" in trainer.state.history[-1]
+    assert trainer.state.history[-1]["accuracy"] == 0.5
+    assert trainer.state.history[-1]["n_problems"] == 4
 
     cfg = tiny_config(tmp_path, "method.name=pause", "method.n_pause=3", "train.epochs=1", "train.eval_every=1",
                       "train.eval_batch_size=4", "method.max_new_tokens=40", name="pause")

@@ -4,89 +4,19 @@ import argparse
 import json
 
 import pytest
-import torch
 
-from helpers import tiny_model, tiny_prosqa
+from helpers import MAX_NEW, bias_eos_to_stop_half, reference_generate, sensitive_model, tiny_prosqa
 from latentcot.config import Config, MethodConfig, save_config
 from latentcot.data.io import save_records
 from latentcot.data.records import Record
 from latentcot.evaluation import evaluate, extract_answer, is_correct
 from latentcot.inference import generate, generate_naive
 from latentcot.evaluation.cli import add_generate_parser
-from latentcot.methods import build_method, method_class, tokenize_record
+from latentcot.methods import build_method, tokenize_record
 from latentcot.models import load_checkpoint_model, save_model
 
-MAX_NEW = 12
 COT = MethodConfig(name="cot")
 COCONUT = MethodConfig(name="coconut", max_latent_stage=3, c_thought=1, inference_thoughts=3)
-
-
-@torch.no_grad()
-def reference_generate(model, tokenizer, method, record, max_new_tokens, n_thoughts=None):
-    """Independent computation, one problem, no cache: every thought re-runs the whole prompt and takes
-    the final hidden state before it; every answer token re-runs the whole sequence.
-
-    Returns the token ids (EOS included when written) and each step's logits.
-    """
-    example = method.prompt(tokenize_record(record, tokenizer), n_thoughts)
-    ids = torch.tensor([example.input_ids])
-    embeds = model.get_input_embeddings()(ids)
-    if method.continuous:
-        for col in range(ids.shape[1]):
-            if ids[0, col] == method.thought_id:
-                hidden = model(inputs_embeds=embeds, output_hidden_states=True, use_cache=False).hidden_states[-1]
-                embeds = embeds.clone()
-                embeds[0, col] = hidden[0, col - 1]
-    written, step_logits = [], []
-    for _ in range(max_new_tokens):
-        logits = model(inputs_embeds=embeds, use_cache=False).logits[0, -1]
-        step_logits.append(logits)
-        written.append(int(logits.argmax()))
-        if written[-1] == tokenizer.eos_token_id:
-            break
-        embeds = torch.cat([embeds, model.get_input_embeddings()(torch.tensor([written[-1:]]))], dim=1)
-    return written, torch.stack(step_logits)
-
-
-def sensitive_model(records, cfg, arch):
-    """A tiny random model whose greedy output depends on the whole context.
-
-    At the usual init scale a tied head mostly echoes the last input token, so wrong positions or masks
-    could go unnoticed; larger weights and an untied random head with a bias make every token depend
-    on everything before it. The head's bias also lets a test move the EOS logit.
-    """
-    model, tokenizer = tiny_model(records, method_class(cfg.name).special_tokens, arch=arch)
-    gen = torch.Generator().manual_seed(1)
-    head = model.get_output_embeddings()
-    new_head = torch.nn.Linear(head.in_features, head.out_features, bias=True, dtype=head.weight.dtype)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() >= 2:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-        new_head.weight.copy_(torch.randn(new_head.weight.shape, generator=gen))
-        new_head.bias.zero_()
-    model.set_output_embeddings(new_head)
-    model.eval()
-    return model, tokenizer, build_method(cfg, tokenizer)
-
-
-def bias_eos_to_stop_half(model, tokenizer, method, records, n_thoughts=None):
-    """Set the EOS bias so about half the problems stop early, at different steps.
-
-    Raising only the EOS logit leaves every earlier greedy choice unchanged, so a problem stops at the
-    first step where EOS then wins: the margins of an unbiased reference run say where that is.
-    """
-    eos = tokenizer.eos_token_id
-    smallest = []
-    for record in records:
-        _, logits = reference_generate(model, tokenizer, method, record, MAX_NEW, n_thoughts)
-        others = logits.clone()
-        others[:, eos] = float("-inf")
-        smallest.append(float((others.max(-1).values - logits[:, eos]).min()))
-    smallest.sort()
-    mid = len(smallest) // 2
-    with torch.no_grad():
-        model.get_output_embeddings().bias[eos] = (smallest[mid - 1] + smallest[mid]) / 2
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 
-from helpers import tiny_model, tiny_prosqa
+from helpers import (MAX_NEW, bias_eos_to_stop_half, sensitive_model, tiny_config, tiny_model, tiny_prosqa, weights,
+                     write_plan)
 from latentcot.config import MethodConfig
 from latentcot.data.records import Record
 from latentcot.inference import generate, generate_naive
@@ -25,8 +26,6 @@ from latentcot.runs import list_checkpoints
 from latentcot.tokenization import BOT, EOT
 from latentcot.training import Trainer, train
 from latentcot.training.export import export_model
-from test_inference import MAX_NEW, bias_eos_to_stop_half, sensitive_model
-from test_training import tiny_config, weights
 
 TOL = dict(rtol=1e-10, atol=1e-10)
 
@@ -361,7 +360,6 @@ def test_compare_eval_export_generate_and_analyses_take_the_new_methods(tmp_path
     import json
 
     from latentcot.cli import main
-    from test_compare import write_plan
 
     runs = [{"name": "cot", "overrides": ["method.name=cot"]},
             {"name": "codi", "overrides": ["method.name=codi", "train.init_from=@cot", "method.latents=2"]},

@@ -1,47 +1,11 @@
 """Each method's rendering and loss mask, checked on a hand-made problem."""
 
-import random
-
 import pytest
 
+from helpers import ANSWER, RECORD, STEPS, render, supervised, text, tok, unsupervised  # noqa: F401  (tok is a fixture)
 from latentcot.config import MethodConfig
-from latentcot.data.records import Record
 from latentcot.methods import IGNORE_INDEX, METHODS, build_method, tokenize_record
-from latentcot.tokenization import BOT, EOT, METHOD_TOKENS, PAUSE, THOUGHT, add_method_tokens, train_word_tokenizer
-
-RECORD = Record("Every a is a b. Every b is a c. Every c is a d. Tom is a a. Is Tom a d or e?",
-                ["Tom is a a.", "Every a is a b.", "Every b is a c.", "Every c is a d."], "Tom is a d.")
-
-
-@pytest.fixture(scope="module")
-def tok():
-    from latentcot.tokenization import record_text
-
-    tokenizer = train_word_tokenizer([record_text(RECORD)])
-    add_method_tokens(tokenizer, METHOD_TOKENS)
-    return tokenizer
-
-
-def render(tok, epoch=0, rng_seed=0, **cfg):
-    method = build_method(MethodConfig(**cfg), tok)
-    example = method.train_example(tokenize_record(RECORD, tok), epoch, random.Random(rng_seed))
-    return method, example
-
-
-def text(tok, ids):
-    return tok.decode(ids)
-
-
-def supervised(tok, example):
-    return text(tok, [t for t, l in zip(example.input_ids, example.labels) if l != IGNORE_INDEX])
-
-
-def unsupervised(tok, example):
-    return text(tok, [t for t, l in zip(example.input_ids, example.labels) if l == IGNORE_INDEX])
-
-
-STEPS = "Tom is a a.\nEvery a is a b.\nEvery b is a c.\nEvery c is a d.\n"
-ANSWER = "### Tom is a d.<eos>"
+from latentcot.tokenization import BOT, EOT, PAUSE, THOUGHT, train_word_tokenizer
 
 
 def test_cot_renders_everything_loss_on_steps_and_answer(tok):

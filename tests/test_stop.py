@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import tiny_prosqa
+from helpers import tiny_config, tiny_prosqa, weights
 from latentcot.data.io import save_records
 from latentcot.models import load_checkpoint_model
 from latentcot.runs import TrainingStopped, latest_checkpoint, list_checkpoints, load_state
 from latentcot.training import train
-from test_training import tiny_config, weights
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

@@ -10,7 +10,8 @@ import random
 import pytest
 import torch
 
-from helpers import tiny_model, tiny_prosqa
+from helpers import (MAX_NEW, bias_eos_to_stop_half, hidden_fed_by_hand, sensitive_model, tiny_config, tiny_model,
+                     tiny_prosqa)
 from latentcot.config import MethodConfig
 from latentcot.inference import generate, generate_naive
 from latentcot.methods import build_method, method_class, tokenize_record
@@ -19,9 +20,6 @@ from latentcot.models.projection import attach_thought_norm, feedback, thought_f
 from latentcot.runs import list_checkpoints
 from latentcot.training import Trainer, train
 from latentcot.training.export import export_model
-from test_inference import MAX_NEW, bias_eos_to_stop_half, sensitive_model
-from test_thought_norm import hidden_fed_by_hand
-from test_training import tiny_config
 
 TOL = dict(rtol=1e-10, atol=1e-10)
 

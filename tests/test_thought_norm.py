@@ -9,7 +9,8 @@ import random
 import pytest
 import torch
 
-from helpers import tiny_model, tiny_prosqa
+from helpers import (MAX_NEW, bias_eos_to_stop_half, hidden_fed_by_hand, sensitive_model, tiny_config, tiny_model,
+                     tiny_prosqa)
 from latentcot.config import MethodConfig
 from latentcot.inference import generate, generate_naive
 from latentcot.methods import build_method, method_class, tokenize_record
@@ -19,8 +20,6 @@ from latentcot.models.projection import (ThoughtNorm, attach_latent_projection, 
 from latentcot.runs import list_checkpoints
 from latentcot.training import Trainer, train
 from latentcot.training.export import export_model
-from test_inference import MAX_NEW, bias_eos_to_stop_half, sensitive_model
-from test_training import tiny_config
 
 TOL = dict(rtol=1e-10, atol=1e-10)
 
@@ -73,16 +72,6 @@ def test_the_training_pass_feeds_the_rescaled_thoughts(arch):
         expected = hidden_fed_by_hand(model, example, lambda last: last * 3.7 / last.norm(dim=-1, keepdim=True))
         real = batch["attention_mask"][row].bool()
         assert torch.allclose(got[row, real], expected, **TOL)
-
-
-def hidden_fed_by_hand(model, example, feed):
-    """One problem's final hidden states with each thought made by ``feed`` from the previous position's
-    final hidden state, re-running the whole prefix for every thought."""
-    embeds = model.get_input_embeddings()(torch.tensor([example.input_ids]))
-    for col in range(example.thought_start, example.thought_start + example.n_thoughts):
-        last = model(inputs_embeds=embeds[:, :col], output_hidden_states=True).hidden_states[-1][:, -1:]
-        embeds = torch.cat([embeds[:, :col], feed(last), embeds[:, col + 1:]], dim=1)
-    return model(inputs_embeds=embeds, output_hidden_states=True).hidden_states[-1][0]
 
 
 def test_cached_generation_matches_the_uncached_reference_with_the_norm():

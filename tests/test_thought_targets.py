@@ -10,7 +10,7 @@ import random
 import pytest
 import torch
 
-from helpers import tiny_model, tiny_prosqa
+from helpers import tiny_config, tiny_model, tiny_prosqa
 from latentcot.config import MethodConfig
 from latentcot.data.encodings import build_encoding, parse_graph_question
 from latentcot.data.records import Record
@@ -19,7 +19,6 @@ from latentcot.evaluation import thought_target_exactness
 from latentcot.methods import build_method, method_class, tokenize_records
 from latentcot.models.continuous import teacher_forced_forward
 from latentcot.training import Trainer, train
-from test_training import tiny_config
 
 TOL = dict(rtol=1e-10, atol=1e-10)
 

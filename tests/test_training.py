@@ -8,24 +8,11 @@ import socket
 import pytest
 import torch
 
-from helpers import tiny_prosqa
-from latentcot.config import Config, apply_overrides
+from helpers import tiny_config, tiny_prosqa, weights
 from latentcot.training import Trainer, train
 from latentcot.training.distributed import shutdown
 from latentcot.runs import list_checkpoints
 from latentcot.training.metrics import read_metrics
-
-
-def tiny_config(tmp_path, *overrides, name="run"):
-    cfg = apply_overrides(Config(), [
-        f"output_dir={tmp_path / name}", "model.preset=tiny", "model.n_positions=256", "train.batch_size=8",
-        "train.lr=3e-3", "train.progress=false", "train.eval_every=0", "train.log_every=1", "seed=0",
-        "method.name=coconut", "method.epochs_per_stage=1", "method.max_latent_stage=2", *overrides])
-    return cfg
-
-
-def weights(model):
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 class Interrupt(Exception):
