@@ -81,9 +81,8 @@ def problems_per_second(args, work: Path, records) -> float:
     """Training speed at the costliest stage (6 thoughts), from a few steps of a throwaway trainer."""
     from latentcot.training import Trainer
 
-    cfg = recipe(args, work / "calibration", args.batch_size * 4, 1)
-    cfg.method.start_stage = MAX_STAGE
-    cfg.data.valid = ""
+    cfg = apply_overrides(recipe(args, work / "calibration", args.batch_size * 4, 1),
+                          [f"method.start_stage={MAX_STAGE}", "data.valid="])
     trainer = Trainer(cfg, train_records=records[: args.batch_size * 4])
     batches = trainer.global_batches(trainer.epoch_examples(0), 0)
     trainer.train_step(batches[0])

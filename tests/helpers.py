@@ -54,11 +54,13 @@ def keep_rms_norms_in_float64(model) -> None:
 # -- training runs ---------------------------------------------------------------------------------
 
 def tiny_config(tmp_path, *overrides, name="run"):
-    cfg = apply_overrides(Config(), [
+    """A tiny Coconut run; ``overrides`` that choose another method drop the Coconut keys it does not read,
+    as a config file's are dropped when the command line changes its method.name."""
+    base = apply_overrides(Config(), ["method.name=coconut", "method.epochs_per_stage=1",
+                                      "method.max_latent_stage=2"])
+    return apply_overrides(base, [
         f"output_dir={tmp_path / name}", "model.preset=tiny", "model.n_positions=256", "train.batch_size=8",
-        "train.lr=3e-3", "train.progress=false", "train.eval_every=0", "train.log_every=1", "seed=0",
-        "method.name=coconut", "method.epochs_per_stage=1", "method.max_latent_stage=2", *overrides])
-    return cfg
+        "train.lr=3e-3", "train.progress=false", "train.eval_every=0", "train.log_every=1", "seed=0", *overrides])
 
 
 def weights(model):

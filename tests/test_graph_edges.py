@@ -238,11 +238,13 @@ def test_relabelling_draws_ids_below_node_ids_and_still_decodes():
 def run_config(tmp_path, name, *overrides):
     from latentcot.config import Config, apply_overrides
 
-    return apply_overrides(Config(), [
+    # Coconut's keys as a base: a run that chooses another method drops the ones it does not read
+    coconut = apply_overrides(Config(), ["method.name=coconut", "method.epochs_per_stage=1",
+                                         "method.max_latent_stage=2"])
+    return apply_overrides(coconut, [
         f"output_dir={tmp_path / name}", "model.preset=tiny", "model.n_positions=256", "train.batch_size=8",
         "train.lr=3e-3", "train.progress=false", "train.eval_every=0", "seed=0", "data.encoding=graph_edges",
-        f"data.node_ids={RUN_N}", "data.shuffle_graph=true", "method.epochs_per_stage=1", "method.max_latent_stage=2",
-        "method.max_new_tokens=12", *overrides])
+        f"data.node_ids={RUN_N}", "data.shuffle_graph=true", "method.max_new_tokens=12", *overrides])
 
 
 RUN_N = 32  # the runs read official problems (up to 28 nodes) too

@@ -155,7 +155,9 @@ def test_rewritten_epochs_differ_and_repeat_exactly(tmp_path):
     (["data.shuffle_graph=true"], "'data.shuffle_graph': needs data.encoding=graph"),
     (["data.relabel_nodes=true"], "'data.relabel_nodes': needs data.encoding=graph"),
     (["method.stage_target=frontier"], "'method.stage_target': needs data.encoding=graph"),
-    (["data.encoding=graph", "method.stage_target=frontier", "method.name=cot"], "no stages to supervise"),
+    (["data.encoding=graph", "method.stage_target=frontier", "method.name=cot"],
+     "'method.stage_target' is a coconut, coconut_wo_curriculum, coconut_wo_thought or coconut_pause_as_thought key; "
+     "this run's method is cot"),
     (["train.adam_betas=[0.9]"], "'train.adam_betas': expected two values in [0, 1)"),
 ])
 def test_recipe_keys_out_of_place_are_one_error(tmp_path, overrides, message):

@@ -126,7 +126,7 @@ def stop_probabilities(model, method, tokenizer, record, cap):
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
 def test_auto_batches_match_each_row_alone_and_the_fixed_count_it_chose(arch):
     records = tiny_prosqa(6, seed=3)
-    model, tokenizer, method = sensitive_model(records, replace(HALTING), arch)  # a copy: the test changes it
+    model, tokenizer, method = sensitive_model(records, HALTING, arch)
     attach_halting_head(model)
     with torch.no_grad():
         for p in halting_head(model).parameters():
@@ -139,33 +139,39 @@ def test_auto_batches_match_each_row_alone_and_the_fixed_count_it_chose(arch):
     def counts_at(threshold):
         return [next((j for j, p in enumerate(row) if p > threshold), CAP) for row in probs]
 
-    method.cfg.halt_threshold = max(((a + b) / 2 for a, b in zip(flat, flat[1:]) if b - a > 1e-4),
-                                    key=lambda t: len(set(counts_at(t))))
-    counts = counts_at(method.cfg.halt_threshold)
+    threshold = max(((a + b) / 2 for a, b in zip(flat, flat[1:]) if b - a > 1e-4),
+                    key=lambda t: len(set(counts_at(t))))
+    counts = counts_at(threshold)
     assert len(set(counts)) >= 3, counts
 
     expected = [reference_generate(model, tokenizer, method, r, MAX_NEW, n)[0] for r, n in zip(records, counts)]
     for batch_size in (6, 4, 1):
         got = generate(model, tokenizer, method, records, batch_size=batch_size, n_thoughts="auto",
-                       max_new_tokens=MAX_NEW)
+                       max_new_tokens=MAX_NEW, halt_threshold=threshold)
         assert [g.n_thoughts for g in got] == counts, batch_size
         assert [g.token_ids for g in got] == expected, batch_size
         assert [g.generated_tokens for g in got] == [n + len(ids) for n, ids in zip(counts, expected)]
         assert [g.forward_passes for g in got] == [2 + n + len(ids) - 1 for n, ids in zip(counts, expected)]
-    # the run's own default (inference_thoughts: auto) is adaptive too, and so is the no-cache baseline
-    assert [g.token_ids for g in generate(model, tokenizer, method, records, max_new_tokens=MAX_NEW)] == expected
-    naive = generate_naive(model, tokenizer, method, records, n_thoughts="auto", max_new_tokens=MAX_NEW)
+    # the run's own default (inference_thoughts: auto, at its halt_threshold) is adaptive too, and so is the
+    # no-cache baseline
+    own = build_method(replace(HALTING, halt_threshold=threshold), tokenizer)
+    assert [g.token_ids for g in generate(model, tokenizer, own, records, max_new_tokens=MAX_NEW)] == expected
+    naive = generate_naive(model, tokenizer, method, records, n_thoughts="auto", max_new_tokens=MAX_NEW,
+                           halt_threshold=threshold)
     assert [g.n_thoughts for g in naive] == counts and [g.token_ids for g in naive] == expected
     # the cap holds: with a threshold nothing exceeds, every row thinks exactly max_thoughts
-    method.cfg.halt_threshold, method.cfg.max_thoughts = 1.0, 2
-    assert {g.n_thoughts for g in generate(model, tokenizer, method, records, n_thoughts="auto",
-                                           max_new_tokens=2)} == {2}
+    capped = build_method(replace(HALTING, max_thoughts=2), tokenizer)
+    assert {g.n_thoughts for g in generate(model, tokenizer, capped, records, n_thoughts="auto",
+                                           max_new_tokens=2, halt_threshold=1.0)} == {2}
     # and no thought at all: a cap of 0, or a threshold every probability exceeds; either is the fixed k=0 run
     zero = [reference_generate(model, tokenizer, method, r, MAX_NEW, 0)[0] for r in records]
     for threshold, cap in ((1.0, 0), (0.0, CAP)):
-        method.cfg.halt_threshold, method.cfg.max_thoughts = threshold, cap
-        got = generate(model, tokenizer, method, records, batch_size=4, n_thoughts="auto", max_new_tokens=MAX_NEW)
+        capped = build_method(replace(HALTING, max_thoughts=cap), tokenizer)
+        got = generate(model, tokenizer, capped, records, batch_size=4, n_thoughts="auto", max_new_tokens=MAX_NEW,
+                       halt_threshold=threshold)
         assert [g.n_thoughts for g in got] == [0] * len(records) and [g.token_ids for g in got] == zero
+    with pytest.raises(ValueError, match="halt_threshold must be a probability in"):
+        generate(model, tokenizer, method, records, n_thoughts="auto", halt_threshold=1.5)
 
 
 def test_auto_needs_a_head_and_a_continuous_method():
@@ -173,10 +179,14 @@ def test_auto_needs_a_head_and_a_continuous_method():
     model, tokenizer, method = sensitive_model(records, HALTING, "gpt2")
     with pytest.raises(ValueError, match="halting head"):
         generate(model, tokenizer, method, records, n_thoughts="auto")
-    with pytest.raises(ValueError, match="continuous-thought method"):
-        build_method(MethodConfig(name="cot", halting=True), tokenizer)
-    with pytest.raises(ValueError, match="method.inference_thoughts"):
-        build_method(MethodConfig(name="coconut_wo_thought", inference_thoughts="auto"), tokenizer)
+    # a method without continuous thoughts: refused when its config is read
+    with pytest.raises(ConfigError, match="command line: config key 'method.halting' is a coconut or "
+                                          "coconut_wo_curriculum key; this run's method is cot"):
+        apply_overrides(Config(), ["method.name=cot", "method.halting=true"])
+    with pytest.raises(ConfigError, match="config key 'method.inference_thoughts': auto .* needs coconut or "
+                                          "coconut_wo_curriculum; method 'coconut_pause_as_thought' has no halting "
+                                          "head"):
+        apply_overrides(Config(), ["method.name=coconut_pause_as_thought", "method.inference_thoughts=auto"])
 
 
 def test_the_old_key_n_thoughts_still_loads(tmp_path):
@@ -282,3 +292,30 @@ def test_a_run_trained_with_halting_logs_the_head_saves_it_and_evaluates_with_au
     assert run_cli(["report", str(tmp_path / "run"), "--analysis", str(tmp_path / "paths"),
                     "--out", str(tmp_path / "report")]) == 0
     assert "auto" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_eval_halt_threshold_is_passed_not_written_into_the_run_config(tmp_path, monkeypatch):
+    """``--halt-threshold`` changes where the shipped halting model stops thinking for that call; the config it
+    loaded stays as the run saved it."""
+    from conftest import REPO
+    from latentcot.data.generators import generate as generate_problems
+    from latentcot.evaluation import cli as eval_cli
+
+    loaded, load_run = [], eval_cli.load_run
+
+    def load_and_keep(run_dir):
+        loaded.append(load_run(run_dir))
+        return loaded[-1]
+
+    monkeypatch.setattr(eval_cli, "load_run", load_and_keep)
+    save_records(generate_problems("prosqa", 4, 5), tmp_path / "p.json")
+    counts = {}
+    for threshold in ("0.0", "1.0", None):
+        out = tmp_path / f"{threshold}.jsonl"
+        args = ["eval", str(REPO / "models" / "prosqa-coconut_halting"), "--data", str(tmp_path / "p.json"),
+                "--out", str(out), "--n-thoughts", "auto"] + (["--halt-threshold", threshold] if threshold else [])
+        assert run_cli(args) == 0
+        counts[threshold] = [json.loads(line)["n_thoughts"] for line in out.read_text().splitlines()]
+        assert loaded[-1][3].cfg.halt_threshold == 0.5  # the run's own, as saved
+    assert counts["0.0"] == [0] * 4 and counts["1.0"] == [6] * 4  # stop at once; think up to the cap
+    assert all(0 < n < 6 for n in counts[None]), counts

@@ -12,7 +12,7 @@ import torch
 
 from helpers import (MAX_NEW, bias_eos_to_stop_half, hidden_fed_by_hand, sensitive_model, tiny_config, tiny_model,
                      tiny_prosqa)
-from latentcot.config import MethodConfig
+from latentcot.config import ConfigError, MethodConfig
 from latentcot.inference import generate, generate_naive
 from latentcot.methods import build_method, method_class, tokenize_record
 from latentcot.models import load_checkpoint_model
@@ -112,8 +112,8 @@ def test_a_run_saves_reloads_resumes_and_exports_its_thought_feedback(tmp_path):
     assert len(runs) == 2 and runs[1].endswith("run") and runs[0].endswith("continued")
 
 
-def test_a_method_without_continuous_thoughts_refuses_it():
-    records = tiny_prosqa(2)
-    _, tokenizer = tiny_model(records, method_class("coconut_pause_as_thought").special_tokens)
-    with pytest.raises(ValueError, match="method.thought_feedback"):
-        build_method(MethodConfig(name="coconut_pause_as_thought", thought_feedback="token_mixture"), tokenizer)
+def test_a_method_without_continuous_thoughts_refuses_it(tmp_path):
+    # refused when the config is read, before a model is built
+    with pytest.raises(ConfigError, match="config key 'method.thought_feedback' is a coconut, coconut_wo_curriculum, codi "
+                                          "or pccot key; this run's method is coconut_pause_as_thought"):
+        tiny_config(tmp_path, "method.name=coconut_pause_as_thought", "method.thought_feedback=token_mixture")

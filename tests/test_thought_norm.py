@@ -11,7 +11,7 @@ import torch
 
 from helpers import (MAX_NEW, bias_eos_to_stop_half, hidden_fed_by_hand, sensitive_model, tiny_config, tiny_model,
                      tiny_prosqa)
-from latentcot.config import MethodConfig
+from latentcot.config import ConfigError, MethodConfig
 from latentcot.inference import generate, generate_naive
 from latentcot.methods import build_method, method_class, tokenize_record
 from latentcot.models import load_checkpoint_model
@@ -109,8 +109,8 @@ def test_a_run_saves_reloads_and_resumes_its_thought_norm(tmp_path):
         [g.token_ids for g in expected]
 
 
-def test_a_method_without_continuous_thoughts_refuses_it():
-    records = tiny_prosqa(2)
-    _, tokenizer = tiny_model(records, method_class("coconut_pause_as_thought").special_tokens)
-    with pytest.raises(ValueError, match="method.thought_norm"):
-        build_method(MethodConfig(name="coconut_pause_as_thought", thought_norm="embedding"), tokenizer)
+def test_a_method_without_continuous_thoughts_refuses_it(tmp_path):
+    # refused when the config is read, before a model is built
+    with pytest.raises(ConfigError, match="config key 'method.thought_norm' is a coconut, coconut_wo_curriculum, codi "
+                                          "or pccot key; this run's method is coconut_pause_as_thought"):
+        tiny_config(tmp_path, "method.name=coconut_pause_as_thought", "method.thought_norm=embedding")

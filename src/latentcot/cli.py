@@ -151,6 +151,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from .compare import ComparePlan, CompareRun, compare, load_plan
 
     if args.plan and args.runs:
@@ -158,7 +160,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.plan:
         plan = load_plan(args.plan, args.overrides)
         if args.out:
-            plan.output_dir = args.out
+            plan = replace(plan, output_dir=args.out)
     else:
         if not args.runs or not args.data:
             raise ValueError("without a plan file, compare needs --runs NAME=RUN_DIR ... and --data FILE")
@@ -171,9 +173,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                                                                        checkpoint=item))
         plan = ComparePlan(output_dir=args.out or "runs/compare", runs=runs)
     if args.data:
-        plan.eval_data = args.data
+        plan = replace(plan, eval_data=args.data)
     if args.batch_size is not None:
-        plan.eval_batch_size = args.batch_size
+        plan = replace(plan, eval_batch_size=args.batch_size)
     only = [n for n in (args.only or "").split(",") if n]
     compare(plan, only=only, eval_only=args.eval_only)
     return 0

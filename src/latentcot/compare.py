@@ -68,10 +68,13 @@ def _check_runs(plan: ComparePlan, source: str) -> None:
             if value.startswith("@") and value[1:] not in seen:
                 raise ConfigError(f"{source}: config key 'runs[{i}].overrides': {item!r} refers to "
                                   f"{value[1:]!r}, which is not an earlier run")
-        if run.n_thoughts == "auto" and not run.checkpoint:
-            # checked now, not after hours of training: the run must train the halting head auto needs
+        if not run.checkpoint:
+            # checked now, not after hours of training the runs before it: its config (the keys its method
+            # reads, their ranges), and that it trains the halting head n_thoughts=auto needs
             plain = [item for item in run.overrides if not item.split("=", 1)[-1].startswith("@")]
-            if not load_config(run.config or plan.base_config or None, [*plan.overrides, *plain]).method.halting:
+            cfg = load_config(run.config or plan.base_config or None, [*plan.overrides, *plain],
+                              overrides_source=f"{source}: runs[{i}] ({run.name}) overrides")
+            if run.n_thoughts == "auto" and not cfg.method.halting:
                 raise ConfigError(f"{source}: config key 'runs[{i}].n_thoughts': auto needs a halting head; add "
                                   "method.halting=true to the run's overrides")
         seen.add(run.name)

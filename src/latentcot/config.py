@@ -4,6 +4,12 @@ One dataclass tree is the config file's schema, the CLI's ``key=value`` override
 attribute access at once. Each field carries its help text in ``metadata["help"]`` (shown by
 ``latentcot config show``). An unknown or mistyped key fails with the key's full dotted name and the
 closest valid key.
+
+A config is checked when it is read, before anything is built: value ranges (``MethodConfig.__post_init__``),
+and, for a run's config, that every ``method.*`` key set away from its default is one the chosen
+``method.name`` reads (:data:`METHOD_KEYS`). A run's saved config is read back as the run wrote it
+(:func:`load_run_config`). Loaded configs are frozen: code that needs another value (an evaluation's
+halting threshold) takes it as an argument, so what a run saved is what it ran with.
 """
 
 from __future__ import annotations
@@ -22,7 +28,11 @@ T = TypeVar("T")
 
 
 class ConfigError(ValueError):
-    """A bad config file, key or value; the message names the key."""
+    """A bad config file, key or value; the message names the key (``key``: its dotted name, when one)."""
+
+    def __init__(self, message: str, key: str = ""):
+        super().__init__(message)
+        self.key = key
 
 
 def option(default: Any, help: str) -> Any:
@@ -32,7 +42,7 @@ def option(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     train: str = option("", "training problems: .json list, .jsonl, or iCoT .txt")
     valid: str = option("", "validation problems, evaluated after each epoch")
@@ -66,7 +76,7 @@ class DataConfig:
         return bool(self.relabel_nodes)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TokenizerConfig:
     kind: Literal["word", "bpe", "pretrained"] = option(
         "word", "word: word-level vocab trained on the data; bpe: byte-level BPE trained on the data; "
@@ -76,7 +86,7 @@ class TokenizerConfig:
     path: str = option("", "a saved tokenizer directory to reuse instead of training one")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     source: Literal["scratch", "pretrained", "smollm2"] = option(
         "scratch", "scratch: random init from arch+preset; pretrained: a local dir or hub id; "
@@ -95,7 +105,67 @@ class ModelConfig:
         "", "existing token whose embedding initialises new special tokens ('' = end-of-sequence token)")
 
 
-@dataclass
+# --------------------------------------------------------------------------- which method reads which key
+
+# The method section is one flat set of keys for every method; each method reads only some of them. This
+# table is what the code reads (latentcot/methods/, and inference, training and analysis through a method's
+# config), method by method; tests/test_config.py checks it against the registry and, by setting each
+# other key, that a method's rendering does not change. ``name`` and ``max_new_tokens`` (generation's
+# limit) are read for every method. The Coconut ablations accept all of Coconut's curriculum keys, the
+# settings they are compared at (coconut_wo_curriculum has no use for epochs_per_stage or start_stage);
+# keys about continuous thoughts (their feedback, targets, step decoder, halting) go only to the methods
+# that feed hidden states back, which replaces the checks each method used to make when it was built.
+_CURRICULUM = ("c_thought", "epochs_per_stage", "start_stage", "max_latent_stage", "pad_latent_to_max",
+               "uniform_prob", "reset_optimizer", "stage_target")
+_CONTINUOUS = ("thought_feedback", "thought_norm", "thought_targets", "thought_target_weight",
+               "teacher_forcing_epochs", "step_decoder", "step_decoder_weight")
+_ADAPTIVE = ("inference_thoughts", "halting", "halt_weight", "halt_threshold", "max_thoughts")
+_CODI = ("inference_thoughts", "latents", "projection", "projection_dim", "teacher_weight", "distill_weight",
+         "distill_loss") + _CONTINUOUS
+COMMON_METHOD_KEYS = ("name", "max_new_tokens")
+METHOD_KEYS: dict[str, tuple[str, ...]] = {
+    "cot": (),
+    "no_cot": (),
+    "coconut": _CURRICULUM + _CONTINUOUS + _ADAPTIVE,
+    "coconut_wo_curriculum": _CURRICULUM + _CONTINUOUS + _ADAPTIVE,
+    "coconut_wo_thought": _CURRICULUM,
+    "coconut_pause_as_thought": _CURRICULUM + ("inference_thoughts",),
+    "icot": ("remove_per_epoch", "removal_smoothing_lambda", "remove_all_when_remove_beyond", "cot_epochs",
+             "reset_optimizer"),
+    # n_pause = -1 is c_thought * max_latent_stage pauses
+    "pause": ("n_pause", "c_thought", "max_latent_stage"),
+    "assorted": ("vqvae", "latent_chunks"),
+    "codi": _CODI,
+    "pccot": _CODI + ("jacobi_iterations",),
+}
+# inference_thoughts=auto: the halting head decides, trained on Coconut's curriculum
+ADAPTIVE_METHODS = tuple(m for m, keys in METHOD_KEYS.items() if "halting" in keys)
+
+
+def methods_reading(key: str) -> list[str]:
+    """The methods that read ``method.<key>``."""
+    return [m for m, keys in METHOD_KEYS.items() if key in COMMON_METHOD_KEYS or key in keys]
+
+
+def _one_of(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _ignored_keys(method: dict[str, Any]) -> list[str]:
+    """The keys of a method section (a dict) set away from their defaults that its method does not read."""
+    if method["name"] not in METHOD_KEYS:
+        return []  # MethodConfig refuses the name itself
+    reads = set(COMMON_METHOD_KEYS) | set(METHOD_KEYS[method["name"]])
+    return [key for key, value in method.items() if key not in reads and value != _METHOD_DEFAULTS[key]]
+
+
+def _ignored_key_error(key: str, name: str, source: str = "") -> ConfigError:
+    where = f"{source}: " if source else ""
+    return ConfigError(f"{where}config key 'method.{key}' is a {_one_of(methods_reading(key))} key; this run's "
+                       f"method is {name}", f"method.{key}")
+
+
+@dataclass(frozen=True)
 class MethodConfig:
     # Keys an older config may still use: read under their new name (runs and shipped models keep loading).
     RENAMED_KEYS: ClassVar[dict[str, str]] = {"n_thoughts": "inference_thoughts"}
@@ -175,8 +245,59 @@ class MethodConfig:
         "written step from latent k alone; its loss shapes the latents; the decoder is left out of exports")
     step_decoder_weight: float = option(1.0, "step_decoder: weight of the decoder's loss, a mean over steps (paper: 1)")
 
+    def __post_init__(self) -> None:
+        """Values that type-check but that no method can use, refused by key wherever a config is made."""
+        if self.name not in METHOD_KEYS:
+            close = difflib.get_close_matches(self.name, list(METHOD_KEYS), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"config key 'method.name': unknown method {self.name!r}{hint} "
+                              f"(choose from {', '.join(METHOD_KEYS)})", "method.name")
+        count, default = "a count", "-1 for the default"
+        checks = [
+            ("c_thought", self.c_thought >= 1, "at least 1"),
+            ("epochs_per_stage", self.epochs_per_stage >= 1, "at least 1"),
+            ("start_stage", self.start_stage >= 0, "at least 0"),
+            ("max_latent_stage", self.max_latent_stage >= 0, "at least 0"),
+            ("uniform_prob", 0.0 <= self.uniform_prob <= 1.0, "a probability in [0, 1]"),
+            ("remove_per_epoch", self.remove_per_epoch >= 1, "at least 1"),
+            ("removal_smoothing_lambda", self.removal_smoothing_lambda >= 0, "at least 0 (0 = no smoothing)"),
+            ("remove_all_when_remove_beyond", self.remove_all_when_remove_beyond >= -1, f"{count}, or -1 for never"),
+            ("cot_epochs", self.cot_epochs >= 0, "at least 0"),
+            ("latent_chunks", all(m >= 0 for m in self.latent_chunks), "chunk counts of at least 0"),
+            ("n_pause", self.n_pause >= -1, f"{count}, or -1 for c_thought * max_latent_stage"),
+            ("halt_threshold", 0.0 <= self.halt_threshold <= 1.0, "a probability in [0, 1]"),
+            ("halt_weight", self.halt_weight >= 0.0, "at least 0"),
+            ("inference_thoughts", self.inference_thoughts == "auto" or self.inference_thoughts >= -1,
+             f"{count}, {default}, or auto"),
+            ("max_thoughts", self.max_thoughts >= -1, f"{count}, or -1 for c_thought * max_latent_stage"),
+            ("teacher_forcing_epochs", self.teacher_forcing_epochs >= -1, f"{count}, or -1 for every epoch"),
+            ("thought_target_weight", self.thought_target_weight >= 0.0, "at least 0"),
+            ("max_new_tokens", self.max_new_tokens >= 1, "at least 1"),
+            ("latents", self.latents == -1 or self.latents >= 1, "at least 1 (-1 = the paper's)"),
+            ("projection_dim", self.projection_dim == -1 or self.projection_dim >= 1,
+             "at least 1 (-1 = the hidden size)"),
+            ("jacobi_iterations", self.jacobi_iterations >= 0, "at least 0"),
+            ("teacher_weight", self.teacher_weight >= 0.0, "at least 0"),
+            ("distill_weight", self.distill_weight >= 0.0, "at least 0"),
+            ("step_decoder_weight", self.step_decoder_weight >= 0.0, "at least 0"),
+        ]
+        for key, ok, expected in checks:
+            if not ok:
+                raise ConfigError(f"config key 'method.{key}': expected {expected}, got {getattr(self, key)!r}",
+                                  f"method.{key}")
+        if self.inference_thoughts == "auto" and self.name not in ADAPTIVE_METHODS:
+            raise ConfigError(f"config key 'method.inference_thoughts': auto (the halting head decides) needs "
+                              f"{_one_of(list(ADAPTIVE_METHODS))}; method {self.name!r} has no halting head",
+                              "method.inference_thoughts")
+        if self.thought_feedback == "target_mixture" and self.thought_targets == "none":
+            raise ConfigError("config key 'method.thought_feedback': target_mixture feeds each thought its target "
+                              "set; set method.thought_targets (reachable or chain)", "method.thought_feedback")
 
-@dataclass
+
+_METHOD_DEFAULTS: dict[str, Any] = dataclasses.asdict(MethodConfig())
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     lr: float = option(1e-4, "AdamW learning rate")
     adam_betas: list[float] = option([0.9, 0.999], "AdamW's (beta1, beta2); Zhu et al. state 0.9, 0.95")
@@ -216,7 +337,7 @@ class TrainConfig:
     progress: bool = option(True, "show progress bars")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     seed: int = option(0, "seed for python, torch and data shuffling")
     output_dir: str = option("runs/default", "where checkpoints, tokenizer and metrics go")
@@ -376,16 +497,27 @@ def from_dict(cls: type[T], data: Any, prefix: str = "", source: str = "", root:
             kwargs[key] = from_dict(tp, value, f"{prefix}{key}.", source, root)
         else:
             kwargs[key] = _coerce(value, tp, prefix + key, False, source)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:  # a value out of range (the section's __post_init__)
+        if source and not str(err).startswith(f"{source}: "):
+            raise ConfigError(f"{source}: {err}", err.key) from None
+        raise
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def apply_overrides(cfg: T, overrides: list[str]) -> T:
-    """Apply ``section.key=value`` strings; returns a new config, the input is not changed."""
+def apply_overrides(cfg: T, overrides: list[str], source: str = "command line") -> T:
+    """Apply ``section.key=value`` strings; returns a new config, the input is not changed.
+
+    A run config (:class:`Config`) is then checked against its method (:data:`METHOD_KEYS`): an override
+    that sets a key the final ``method.name`` does not read is refused. When the overrides change
+    ``method.name``, ``cfg`` was written for another method (a base config, a comparison plan's shared
+    base): its keys the new method does not read go back to their defaults instead."""
     data = to_dict(cfg)
+    given: list[str] = []
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value (e.g. train.lr=3e-4)")
@@ -399,7 +531,7 @@ def apply_overrides(cfg: T, overrides: list[str]) -> T:
             hints = typing.get_type_hints(cls)
             part = getattr(cls, "RENAMED_KEYS", {}).get(part, part)
             if part not in hints:
-                raise _unknown_key(cls, part, prefix, "command line", type(cfg))
+                raise _unknown_key(cls, part, prefix, source, type(cfg))
             tp = hints[part]
             last = depth == len(parts) - 1
             if is_dataclass(tp):
@@ -410,29 +542,61 @@ def apply_overrides(cfg: T, overrides: list[str]) -> T:
             elif not last:
                 raise ConfigError(f"config key '{prefix}{part}' has no sub-keys (in override {item!r})")
             else:
-                node[part] = _coerce(raw, tp, key, True, "command line")
-    return from_dict(type(cfg), data)
+                node[part] = _coerce(raw, tp, key, True, source)
+                given.append(prefix + part)
+    if isinstance(cfg, Config):
+        method = data["method"]
+        for key in _ignored_keys(method):
+            if f"method.{key}" in given:
+                raise _ignored_key_error(key, method["name"], source)
+            if method["name"] == cfg.method.name:
+                raise _ignored_key_error(key, method["name"])  # a config made in code, never checked
+            method[key] = _METHOD_DEFAULTS[key]
+    try:
+        return from_dict(type(cfg), data)
+    except ConfigError as err:
+        if err.key in given:
+            raise ConfigError(f"{source}: {err}", err.key) from None
+        raise
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None, cls: type[T] = Config) -> T:
-    """Defaults, then the YAML file (if any), then the overrides."""
-    data: Any = {}
-    if path is not None:
-        source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"{source}: config file does not exist") from None
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{source}:{where}: invalid YAML: {getattr(err, 'problem', err)}") from None
-        cfg = from_dict(cls, data, source=source)
-    else:
+def _read_yaml(path: str | Path) -> Any:
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: config file does not exist") from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{source}:{where}: invalid YAML: {getattr(err, 'problem', err)}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, cls: type[T] = Config,
+                overrides_source: str = "command line") -> T:
+    """Defaults, then the YAML file (if any), then the overrides (see :func:`apply_overrides`).
+
+    A run config's file is checked against its own ``method.name``: a ``method.*`` key it sets away from its
+    default that the method does not read is refused, naming the key and the methods that read it."""
+    if path is None:
         cfg = cls()
-    return apply_overrides(cfg, overrides or [])
+    else:
+        cfg = from_dict(cls, _read_yaml(path), source=str(path))
+        if isinstance(cfg, Config):
+            ignored = _ignored_keys(to_dict(cfg.method))
+            if ignored:
+                raise _ignored_key_error(ignored[0], cfg.method.name, str(path))
+    return apply_overrides(cfg, overrides, overrides_source) if overrides else cfg
+
+
+def load_run_config(path: str | Path) -> Config:
+    """The ``config.yaml`` a run (or an exported model) saved, read back as written, for evaluation, export,
+    analysis and lineage. Types and ranges are checked as for any config, but keys its method does not read
+    are not refused: the file records what the run ran with, and a run trained before that check, or from a
+    comparison plan's shared base, must keep loading."""
+    return from_dict(Config, _read_yaml(path), source=str(path))
 
 
 def save_config(cfg: Any, path: str | Path) -> None:

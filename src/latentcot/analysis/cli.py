@@ -138,8 +138,8 @@ def run_steps(args: argparse.Namespace) -> dict:
                       n_thoughts=thought_count(args.n_thoughts), progress=True, encoding=encoding)
     rows = []
     for row, record in zip(result.rows, records):
-        # Coconut's thoughts stand for whole steps (c_thought each); the written chain resumes after them.
-        offset = min(row.get("n_thoughts", 0) // max(method.cfg.c_thought, 1), len(record.steps)) \
+        # The thoughts stand for whole steps (Coconut: c_thought each); the written chain resumes after them.
+        offset = min(row.get("n_thoughts", 0) // method.thoughts_per_step(), len(record.steps)) \
             if method.continuous else 0
         rows.append({**row, **compare_steps(record, row["generated"], row["correct"], offset)})
     summary = summarize(rows)
@@ -157,21 +157,21 @@ def run_steps(args: argparse.Namespace) -> dict:
 def run_thoughts(args: argparse.Namespace) -> dict:
     from ..data.io import atomic_write
     from ..evaluation import evaluate
-    from ..evaluation.cli import set_halt_threshold
+    from ..evaluation.cli import halt_threshold
     from ..models.halting import needed_thoughts
     from .thoughts import best_fixed, plot_thought_counts, thought_table_row
 
     records, model, tokenizer, method, encoding = _load(args)
     if not method.continuous:
         raise ValueError(f"method {method.name!r} has no continuous thoughts to count (use a coconut run)")
-    set_halt_threshold(method, args.halt_threshold)
+    threshold = halt_threshold(args.halt_threshold)
     out = Path(args.out)
     ks = _parse_ks(args.k)
     _check_auto(ks, model)
     table: dict[str, dict] = {}
     for k in ks:
         result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=k,
-                          progress=True, encoding=encoding)
+                          progress=True, encoding=encoding, halt_threshold=threshold)
         result.write_jsonl(out / f"thoughts_k{k}.jsonl")
         table[str(k)] = row = thought_table_row(result)
         depths = ", ".join(f"{d} steps {100 * v['accuracy']:.1f}% / {v['mean_thoughts']:.2f}"
@@ -180,7 +180,8 @@ def run_thoughts(args: argparse.Namespace) -> dict:
               flush=True)
     depths = sorted({len(r.steps) for r in records})
     report = {"run": str(args.run_dir), "data": args.data, "method": method.name,
-              "halt_threshold": method.cfg.halt_threshold, "best_fixed": best_fixed(table), "by_setting": table,
+              "halt_threshold": method.cfg.halt_threshold if threshold is None else threshold,
+              "best_fixed": best_fixed(table), "by_setting": table,
               # the thoughts after which the head was trained to stop, for a problem of each depth
               "needed_thoughts": {str(d): needed_thoughts(d, method.cfg.c_thought, method.cfg.max_latent_stage)
                                   for d in depths}}
@@ -193,11 +194,11 @@ def run_thoughts(args: argparse.Namespace) -> dict:
 
 def _run_batch_size(run: Path) -> int:
     """Problems per optimizer step of a run, from the config it saved."""
-    from ..config import load_config
+    from ..config import load_run_config
 
     if not (run / "config.yaml").exists():
         raise FileNotFoundError(f"{run}: no config.yaml to read train.batch_size from (--x problems)")
-    return load_config(run / "config.yaml").train.batch_size
+    return load_run_config(run / "config.yaml").train.batch_size
 
 
 def _curve_rows(spec: str, by_problems: bool) -> list[dict]:

@@ -47,13 +47,12 @@ def thought_count(text: str | None, flag: str = "--n-thoughts") -> int | str | N
     return value
 
 
-def set_halt_threshold(method, value: float | None) -> None:
-    """``--halt-threshold``: override the run's ``method.halt_threshold`` for this call."""
-    if value is None:
-        return
-    if not 0.0 <= value <= 1.0:
+def halt_threshold(value: float | None) -> float | None:
+    """A ``--halt-threshold`` value: the stop probability for this call (passed to ``evaluate``; the run's
+    ``method.halt_threshold`` stays as the run saved it), or None for the run's own."""
+    if value is not None and not 0.0 <= value <= 1.0:
         raise ValueError(f"--halt-threshold must be a probability in [0, 1], got {value}")
-    method.cfg.halt_threshold = value
+    return value
 
 
 def _add_latent_text(method, rows: list[dict]) -> None:
@@ -81,6 +80,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be at least 1, got {value}")
     args.n_thoughts = thought_count(args.n_thoughts)
+    threshold = halt_threshold(args.halt_threshold)
     if args.question is not None and not args.question.strip():
         raise ValueError("--question is empty: give the question text")
     if args.out:
@@ -89,7 +89,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not records:
         raise ValueError(f"{args.data}: no problems")
     cfg, model, tokenizer, method = load_run(args.run_dir)
-    set_halt_threshold(method, args.halt_threshold)
     _check_vocabulary(tokenizer, run_encoding(cfg.data), records, args.data or "--question",
                       refuse=args.question is not None)
     from ..runtime import autocast_for, pick_device
@@ -99,7 +98,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     with autocast_for(args.precision, device, "--precision")():
         result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
                           max_new_tokens=args.max_new_tokens, progress=args.data is not None,
-                          encoding=run_encoding(cfg.data), source=args.data or "--question")
+                          encoding=run_encoding(cfg.data), source=args.data or "--question", halt_threshold=threshold)
     if args.show_latent:
         _add_latent_text(method, result.rows)
     if args.out:
@@ -131,6 +130,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     args.n_thoughts = thought_count(args.n_thoughts)
+    threshold = halt_threshold(args.halt_threshold)
     k = "" if args.n_thoughts is None else f"_k{args.n_thoughts}"
     out = Path(args.out) if args.out else Path(args.run_dir) / "eval" / f"{Path(args.data).stem}{k}.jsonl"
     check_writable(out, "--out" if args.out else "the evaluation output")
@@ -141,14 +141,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.data}: no problems")
     checkpoint = resolve_run(args.run_dir)
     cfg, model, tokenizer, method = load_run(checkpoint)
-    set_halt_threshold(method, args.halt_threshold)
     _check_vocabulary(tokenizer, run_encoding(cfg.data), records, args.data, refuse=False)
     device = pick_device(args.device)
     model.to(device)
     with autocast_for(args.precision, device, "--precision")():
         result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
                           max_new_tokens=args.max_new_tokens, progress=True,
-                          encoding=run_encoding(cfg.data), source=args.data or "--question")
+                          encoding=run_encoding(cfg.data), source=args.data or "--question", halt_threshold=threshold)
     if args.show_latent:
         _add_latent_text(method, result.rows)
     result.write_jsonl(out)

@@ -79,13 +79,16 @@ def by_step_count(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]
 
 def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_size: int = 32,
              n_thoughts: int | str | None = None, max_new_tokens: int | None = None, progress: bool = False,
-             encoding: Encoding | None = None, source: str = "<memory>") -> EvalResult:
+             encoding: Encoding | None = None, source: str = "<memory>", halt_threshold: float | None = None
+             ) -> EvalResult:
     """Generate greedily for every record and score it (see :mod:`latentcot.inference.generate` for costs).
 
     ``records`` are in the file's words; ``encoding`` (the run's ``data.encoding``) converts them for the
     model and converts what it writes back, so rows and accuracy are in the file's words. Rows of an
     encoded run also keep the model's own text as ``generated_encoded`` and list under ``unmapped`` the
     pieces of it that have no counterpart in the file's words (marked ``<unmapped: ...>`` in ``generated``).
+    ``halt_threshold``: adaptive thinking's stop probability for this call (default: the run's
+    ``method.halt_threshold``).
     """
     from ..inference.generate import AUTO, generate, wants_auto
 
@@ -94,7 +97,7 @@ def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_
     encoding = encoding or Encoding()
     encoded = encoding.encode_all(records, source)
     generations = generate(model, tokenizer, method, encoded, batch_size=batch_size, n_thoughts=n_thoughts,
-                           max_new_tokens=max_new_tokens, progress=progress)
+                           max_new_tokens=max_new_tokens, progress=progress, halt_threshold=halt_threshold)
     rows = []
     for record, enc, gen in zip(records, encoded, generations):
         read = encoding.read_output(gen.text, enc)

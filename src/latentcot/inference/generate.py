@@ -87,6 +87,15 @@ def wants_auto(method: Method, n_thoughts: int | str | None) -> bool:
     return False
 
 
+def _halt_threshold(method: Method, halt_threshold: float | None) -> float:
+    """Adaptive thinking's stop threshold: the argument, else the run's ``method.halt_threshold``."""
+    if halt_threshold is None:
+        return method.cfg.halt_threshold
+    if not 0.0 <= halt_threshold <= 1.0:
+        raise ValueError(f"halt_threshold must be a probability in [0, 1], got {halt_threshold}")
+    return halt_threshold
+
+
 def _resolve_limits(method: Method, n_thoughts: int | str | None, max_new_tokens: int | None) -> tuple[int, int]:
     """The thought count (the cap when thinking adaptively) and the new-token limit."""
     if wants_auto(method, n_thoughts):
@@ -197,7 +206,7 @@ def _generate_batch(model: PreTrainedModel, method: Method, examples: Sequence[E
 
 @torch.no_grad()
 def _generate_batch_auto(model: PreTrainedModel, method: Method, examples: Sequence[Example], cap: int,
-                         max_new_tokens: int, pad_id: int, eos_id: int, device: torch.device
+                         max_new_tokens: int, pad_id: int, eos_id: int, device: torch.device, threshold: float
                          ) -> tuple[list[list[int]], list[int]]:
     """Adaptive thinking: greedy token ids and the thought count per row.
 
@@ -207,7 +216,6 @@ def _generate_batch_auto(model: PreTrainedModel, method: Method, examples: Seque
     Every row thus advances one position per column, so each row sees exactly the sequence it would see
     alone; rows that are done ride along and are ignored.
     """
-    threshold = method.cfg.halt_threshold
     batch = collate(examples, pad_id, None, align="end")
     input_ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
     cache = DynamicCache(config=model.config)
@@ -254,18 +262,20 @@ def _generate_batch_auto(model: PreTrainedModel, method: Method, examples: Seque
 
 
 def generate(model: PreTrainedModel, tokenizer, method: Method, records: Sequence[Record], batch_size: int = 32,
-             n_thoughts: int | str | None = None, max_new_tokens: int | None = None, progress: bool = False
-             ) -> list[Generation]:
+             n_thoughts: int | str | None = None, max_new_tokens: int | None = None, progress: bool = False,
+             halt_threshold: float | None = None) -> list[Generation]:
     """Greedy answers for ``records``, in their order, batched with the KV cache.
 
     ``n_thoughts`` defaults to ``method.default_thoughts()`` (ignored by methods without thoughts), or is
     ``"auto"``: the halting head decides each problem's count, at most ``method.thought_cap()``.
-    ``max_new_tokens`` defaults to ``method.cfg.max_new_tokens``. Problems are sorted by prompt length so a
+    ``max_new_tokens`` defaults to ``method.cfg.max_new_tokens``, ``halt_threshold`` (adaptive thinking's stop
+    probability) to ``method.cfg.halt_threshold``. Problems are sorted by prompt length so a
     batch holds similar lengths (less padding); results come back in input order.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     n, limit = _resolve_limits(method, n_thoughts, max_new_tokens)
+    threshold = _halt_threshold(method, halt_threshold)
     if not records:
         return []
     device = _model_device(model)
@@ -291,7 +301,8 @@ def generate(model: PreTrainedModel, tokenizer, method: Method, records: Sequenc
             start = time.perf_counter()
             batch = [examples[i] for i in chunk]
             if auto:
-                token_lists, counts = _generate_batch_auto(model, method, batch, n, limit, pad_id, eos_id, device)
+                token_lists, counts = _generate_batch_auto(model, method, batch, n, limit, pad_id, eos_id, device,
+                                                                 threshold)
                 # the prompt pass, one step per thought, the <eot> step, one per written token after the first
                 calls = [2 + k for k in counts]
             else:
@@ -310,7 +321,8 @@ def generate(model: PreTrainedModel, tokenizer, method: Method, records: Sequenc
 
 @torch.no_grad()
 def _naive_one(model: PreTrainedModel, method: Method, example: Example, max_new_tokens: int, eos_id: int,
-               device: torch.device, auto_cap: int | None = None) -> tuple[list[int], int, int]:
+               device: torch.device, auto_cap: int | None = None, threshold: float = 0.5
+               ) -> tuple[list[int], int, int]:
     embed = model.get_input_embeddings()
     ids = torch.tensor([example.input_ids], device=device)
     embeds = embed(ids)
@@ -320,7 +332,7 @@ def _naive_one(model: PreTrainedModel, method: Method, example: Example, max_new
         columns = (ids[0] == method.thought_id).nonzero().flatten().tolist()
         embeds, calls = method.fill_thoughts_naive(model, embeds, columns)
     if auto_cap is not None:
-        embeds, thoughts, more = _naive_think(model, method, embeds, auto_cap)
+        embeds, thoughts, more = _naive_think(model, method, embeds, auto_cap, threshold)
         calls += more
     written: list[int] = []
     while len(written) < max_new_tokens:
@@ -334,7 +346,7 @@ def _naive_one(model: PreTrainedModel, method: Method, example: Example, max_new
     return written, calls, thoughts
 
 
-def _naive_think(model: PreTrainedModel, method: Method, embeds: torch.Tensor, cap: int
+def _naive_think(model: PreTrainedModel, method: Method, embeds: torch.Tensor, cap: int, threshold: float
                  ) -> tuple[torch.Tensor, int, int]:
     """Adaptive thinking without a cache, after a prompt that ends in ``<bot>``: re-run the prefix, ask the
     halting head, append the hidden state as the next thought until it says stop; then ``<eot>``."""
@@ -342,7 +354,7 @@ def _naive_think(model: PreTrainedModel, method: Method, embeds: torch.Tensor, c
     while True:
         hidden = model(inputs_embeds=embeds, output_hidden_states=True, use_cache=False).hidden_states[-1][:, -1]
         calls += 1
-        if thoughts >= cap or float(stop_probability(model, hidden)) > method.cfg.halt_threshold:
+        if thoughts >= cap or float(stop_probability(model, hidden)) > threshold:
             break
         embeds = torch.cat([embeds, feedback(model)(hidden[:, None]).to(embeds.dtype)], dim=1)
         thoughts += 1
@@ -351,8 +363,8 @@ def _naive_think(model: PreTrainedModel, method: Method, embeds: torch.Tensor, c
 
 
 def generate_naive(model: PreTrainedModel, tokenizer, method: Method, records: Sequence[Record],
-                   n_thoughts: int | str | None = None, max_new_tokens: int | None = None, progress: bool = False
-                   ) -> list[Generation]:
+                   n_thoughts: int | str | None = None, max_new_tokens: int | None = None, progress: bool = False,
+                   halt_threshold: float | None = None) -> list[Generation]:
     """The no-cache baseline: one problem at a time; each thought and each token re-runs the whole prefix.
 
     Same tokens as :func:`generate`; ``forward_passes`` counts its own (full-sequence) model calls:
@@ -360,6 +372,7 @@ def generate_naive(model: PreTrainedModel, tokenizer, method: Method, records: S
     one per thought).
     """
     n, limit = _resolve_limits(method, n_thoughts, max_new_tokens)
+    threshold = _halt_threshold(method, halt_threshold)
     device = _model_device(model)
     eos_id = tokenizer.eos_token_id
     auto = wants_auto(method, n_thoughts)
@@ -375,7 +388,8 @@ def generate_naive(model: PreTrainedModel, tokenizer, method: Method, records: S
         for example in items:
             _sync(device)
             start = time.perf_counter()
-            ids, calls, thoughts = _naive_one(model, method, example, limit, eos_id, device, n if auto else None)
+            ids, calls, thoughts = _naive_one(model, method, example, limit, eos_id, device, n if auto else None,
+                                               threshold)
             _sync(device)
             results.append(Generation(text=_decode_text(tokenizer, ids, eos_id), token_ids=ids, n_thoughts=thoughts,
                                       generated_tokens=thoughts + len(ids), forward_passes=calls,

@@ -6,8 +6,11 @@ from pathlib import Path
 
 
 def load_run(run_dir: str | Path):
-    """Config, model, tokenizer and method of a checkpoint directory, or of a run's newest checkpoint."""
-    from ..config import load_config
+    """Config, model, tokenizer and method of a checkpoint directory, or of a run's newest checkpoint.
+
+    The config is the one the run saved, as it saved it (:func:`~latentcot.config.load_run_config`); paths
+    in it relative to the directory (an export's bundled VQ-VAE) are resolved by the method."""
+    from ..config import load_run_config
     from ..methods import build_method
     from ..models import load_checkpoint_model
     from ..runs import resolve_run
@@ -16,9 +19,6 @@ def load_run(run_dir: str | Path):
     config_path = directory / "config.yaml"
     if not config_path.exists():
         raise FileNotFoundError(f"{directory}: no config.yaml (is this a saved run directory?)")
-    cfg = load_config(config_path)
-    if cfg.method.vqvae and (directory / cfg.method.vqvae).exists():
-        # an exported model carries its VQ-VAE inside, named relative to itself (latentcot export)
-        cfg.method.vqvae = str(directory / cfg.method.vqvae)
+    cfg = load_run_config(config_path)
     model, tokenizer = load_checkpoint_model(directory, cfg.model.dtype)
-    return cfg, model, tokenizer, build_method(cfg.method, tokenizer)
+    return cfg, model, tokenizer, build_method(cfg.method, tokenizer, run_dir=directory)

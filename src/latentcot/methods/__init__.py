@@ -29,8 +29,9 @@ def method_class(name: str) -> type[Method]:
     return METHODS[name]
 
 
-def build_method(cfg: MethodConfig, tokenizer) -> Method:
-    return method_class(cfg.name)(cfg, tokenizer)
+def build_method(cfg: MethodConfig, tokenizer, run_dir=None) -> Method:
+    """The method ``cfg.name`` names; ``run_dir``: the saved run or exported model ``cfg`` was read from."""
+    return method_class(cfg.name)(cfg, tokenizer, run_dir)
 
 
 __all__ = ["IGNORE_INDEX", "METHODS", "Example", "Method", "TokenizedRecord", "build_method", "method_class",

@@ -29,12 +29,16 @@ from .base import Example, Method, TokenizedRecord, assemble
 _CODE_RE = re.compile(r"<latent_(\d+)>")
 
 
-def _vqvae_dir(cfg: MethodConfig) -> Path:
+def _vqvae_dir(cfg: MethodConfig, run_dir: Path | None = None) -> Path:
+    """``method.vqvae``; for a saved run or exported model (``run_dir``), read relative to that directory
+    first (an export carries its VQ-VAE inside, named relative to itself)."""
     if not cfg.vqvae:
         raise ValueError("config key 'method.vqvae' is empty: the assorted method needs a trained VQ-VAE "
                          "(latentcot vqvae train ...)")
     from ..vqvae.io import resolve_vqvae
 
+    if run_dir is not None and (run_dir / cfg.vqvae).exists():
+        return resolve_vqvae(run_dir / cfg.vqvae)
     return resolve_vqvae(cfg.vqvae)
 
 
@@ -71,8 +75,8 @@ class Assorted(Method):
     def extra_tokens(cls, cfg: MethodConfig) -> tuple[str, ...]:
         return tuple(latent_code_token(i) for i in range(_hparams(cfg)["codebook_size"]))
 
-    def __init__(self, cfg: MethodConfig, tokenizer):
-        super().__init__(cfg, tokenizer)
+    def __init__(self, cfg: MethodConfig, tokenizer, run_dir: Path | None = None):
+        super().__init__(cfg, tokenizer, run_dir)
         vocab = tokenizer.get_vocab()
         self.latent_ids: list[int] = []
         while latent_code_token(len(self.latent_ids)) in vocab:
@@ -83,8 +87,6 @@ class Assorted(Method):
         self.code_of = {token: code for code, token in enumerate(self.latent_ids)}
         self.chunk_len = 0
         self.codes_per_chunk = 0
-        if any(m < 0 for m in cfg.latent_chunks):
-            raise ValueError(f"config key 'method.latent_chunks': chunk counts must be >= 0, got {cfg.latent_chunks}")
 
     def prepare(self, records: list[TokenizedRecord], device: str = "cpu",
                 encoding: str = "text") -> list[TokenizedRecord]:
@@ -92,12 +94,12 @@ class Assorted(Method):
         writes them in another data encoding than the VQ-VAE was trained on."""
         from ..vqvae.io import load_vqvae, vqvae_encoding
 
-        trained_on = vqvae_encoding(_vqvae_dir(self.cfg))
+        trained_on = vqvae_encoding(_vqvae_dir(self.cfg, self.run_dir))
         if trained_on != encoding:
             raise ValueError(f"config key 'data.encoding': the LM's problems are in the {encoding!r} encoding but "
                              f"the VQ-VAE at {self.cfg.vqvae} was trained on {trained_on!r}; set "
                              f"data.encoding={trained_on} or train a VQ-VAE with data.encoding={encoding}")
-        vqvae, vq_tokenizer = load_vqvae(_vqvae_dir(self.cfg), device)
+        vqvae, vq_tokenizer = load_vqvae(_vqvae_dir(self.cfg, self.run_dir), device)
         if len(self.latent_ids) != vqvae.codebook_size:
             raise ValueError(f"the vocabulary has {len(self.latent_ids)} latent tokens but the VQ-VAE at "
                              f"{self.cfg.vqvae} has {vqvae.codebook_size} codes")
@@ -155,7 +157,7 @@ class Assorted(Method):
         from ..vqvae.io import decode_codes_to_text, load_vqvae
 
         if getattr(self, "_decoder", None) is None:
-            self._decoder = load_vqvae(_vqvae_dir(self.cfg))
+            self._decoder = load_vqvae(_vqvae_dir(self.cfg, self.run_dir))
 
         def expand(block: re.Match) -> str:
             model, tokenizer = self._decoder

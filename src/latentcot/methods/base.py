@@ -20,18 +20,6 @@ from ..models.projection import feedback
 from ..tokenization import TokenizedRecord, tokenize_record, tokenize_records  # noqa: F401  (public here too)
 
 
-def _check_adaptive_keys(cfg: MethodConfig) -> None:
-    """Ranges of the adaptive-thinking keys (a threshold of 1 never stops early, 0 always stops at once)."""
-    checks = [("halt_threshold", 0.0 <= cfg.halt_threshold <= 1.0, "a probability in [0, 1]"),
-              ("halt_weight", cfg.halt_weight >= 0.0, "at least 0"),
-              ("max_thoughts", cfg.max_thoughts >= -1, "a count, or -1 for c_thought * max_latent_stage"),
-              ("inference_thoughts", cfg.inference_thoughts == "auto" or cfg.inference_thoughts >= -1,
-               "a count, -1 for the default, or auto")]
-    for key, ok, expected in checks:
-        if not ok:
-            raise ValueError(f"config key 'method.{key}': expected {expected}, got {getattr(cfg, key)!r}")
-
-
 class Method:
     """Base class: subclasses set ``name``, ``special_tokens`` and render problems."""
 
@@ -44,14 +32,14 @@ class Method:
     # False when prepare() ties side data to each problem's steps as written (Token Assorted's codes), so
     # the trainer may not rewrite the problems every epoch (data.shuffle_graph, data.relabel_nodes)
     records_can_change: ClassVar[bool] = True
-    # True when train_example can put method.stage_target=frontier's labels after the thoughts
-    renders_stage_targets: ClassVar[bool] = False
-    # True when the method can train SIM-CoT's step decoder on its latents (method.step_decoder)
-    decodes_steps: ClassVar[bool] = False
 
-    def __init__(self, cfg: MethodConfig, tokenizer):
+    def __init__(self, cfg: MethodConfig, tokenizer, run_dir: Path | None = None):
+        # cfg was checked when it was read (latentcot.config: ranges, and the keys this method reads)
         self.cfg = cfg
         self.tokenizer = tokenizer
+        # the saved run or exported model the config was read from: paths in it that do not exist as given
+        # are looked for there (an export's bundled VQ-VAE); None when training
+        self.run_dir = Path(run_dir) if run_dir is not None else None
         missing = [t for t in self.special_tokens if t not in tokenizer.get_vocab()]
         if missing:
             raise ValueError(f"method {self.name!r} needs special tokens {missing} in the tokenizer; "
@@ -61,27 +49,6 @@ class Method:
         # at inference; filled by build_side_modules
         self.side_modules: dict = {}
         self.thought_id = self.token_ids[self.thought_token] if self.thought_token else None
-        _check_adaptive_keys(cfg)
-        adaptive = "method.halting=true" if cfg.halting else (
-            "method.inference_thoughts=auto" if cfg.inference_thoughts == "auto" else "")
-        if cfg.stage_target != "steps" and not self.renders_stage_targets:
-            raise ValueError(f"config key 'method.stage_target': {cfg.stage_target} is a Coconut curriculum's "
-                             f"target; method {self.name!r} has no stages to supervise")
-        if cfg.step_decoder and not (self.decodes_steps and self.continuous):
-            raise ValueError(f"config key 'method.step_decoder': SIM-CoT's step decoder reads continuous latents, and "
-                             f"method {self.name!r} has none (use coconut, codi or pccot)")
-        if cfg.thought_targets != "none" and not self.continuous:
-            raise ValueError(f"config key 'method.thought_targets': {cfg.thought_targets} trains continuous thoughts, "
-                             f"and method {self.name!r} has none (use coconut, codi or pccot)")
-        if cfg.thought_feedback == "target_mixture" and cfg.thought_targets == "none":
-            raise ValueError("config key 'method.thought_feedback': target_mixture feeds each thought its target "
-                             "set; set method.thought_targets (reachable or chain)")
-        if cfg.thought_target_weight < 0:
-            raise ValueError(f"config key 'method.thought_target_weight': expected at least 0, got "
-                             f"{cfg.thought_target_weight!r}")
-        if adaptive and not self.continuous:
-            raise ValueError(f"config key '{adaptive.split('=')[0]}': {adaptive} needs a continuous-thought method "
-                             f"(coconut, coconut_wo_curriculum); {self.name!r} has no continuous thoughts")
 
     @classmethod
     def extra_tokens(cls, cfg: MethodConfig) -> tuple[str, ...]:

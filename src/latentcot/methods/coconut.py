@@ -28,18 +28,6 @@ class Coconut(Method):
     special_tokens = (BOT, EOT, THOUGHT)
     continuous = True
     thought_token = THOUGHT
-    renders_stage_targets = True
-    decodes_steps = True
-
-    def __init__(self, cfg, tokenizer):
-        super().__init__(cfg, tokenizer)
-        simcot.check_step_decoder(cfg)
-        if cfg.thought_norm != "none" and not self.continuous:
-            raise ValueError(f"config key 'method.thought_norm': {cfg.thought_norm!r}, but {self.name} feeds no "
-                             "hidden state back; use none")
-        if cfg.thought_feedback != "hidden" and not self.continuous:
-            raise ValueError(f"config key 'method.thought_feedback': {cfg.thought_feedback!r}, but {self.name} feeds "
-                             "no hidden state back; use hidden")
 
     def stage_at(self, epoch: int) -> int:
         return self.cfg.start_stage + epoch // max(self.cfg.epochs_per_stage, 1)

@@ -55,24 +55,8 @@ def distillation_sum(student_layers: Sequence[torch.Tensor], teacher_layers: Seq
 
 class CODI(Coconut):
     name = "codi"
-    renders_stage_targets = False
     paper_latents = 6  # Shen et al.: 6 latents on GSM8k-Aug
     distill_embeddings = True  # CODI distils the embedding output too; PCCoT only the blocks'
-
-    def __init__(self, cfg, tokenizer):
-        super().__init__(cfg, tokenizer)
-        for key, ok, expected in (
-                ("latents", cfg.latents == -1 or cfg.latents >= 1, "at least 1 (-1 = the paper's)"),
-                ("projection_dim", cfg.projection_dim == -1 or cfg.projection_dim >= 1,
-                 "at least 1 (-1 = the hidden size)"),
-                ("teacher_weight", cfg.teacher_weight >= 0, "at least 0"),
-                ("distill_weight", cfg.distill_weight >= 0, "at least 0")):
-            if not ok:
-                raise ValueError(f"config key 'method.{key}': expected {expected}, got {getattr(cfg, key)!r}")
-        for key, set_to in (("halting", cfg.halting), ("inference_thoughts", cfg.inference_thoughts == "auto")):
-            if set_to:
-                raise ValueError(f"config key 'method.{key}': method {self.name!r} trains a fixed number of "
-                                 "latents (method.latents); adaptive thinking needs Coconut's curriculum")
 
     @property
     def n_latents(self) -> int:
@@ -172,11 +156,6 @@ class PCCoT(CODI):
     name = "pccot"
     paper_latents = 24
     distill_embeddings = False
-
-    def __init__(self, cfg, tokenizer):
-        super().__init__(cfg, tokenizer)
-        if cfg.jacobi_iterations < 0:
-            raise ValueError(f"config key 'method.jacobi_iterations': expected at least 0, got {cfg.jacobi_iterations!r}")
 
     def forward_hidden(self, model, input_ids, attention_mask, thought_mask=None, cache=None,
                        return_layers: bool = False):

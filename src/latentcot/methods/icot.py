@@ -52,11 +52,6 @@ def removal_offset(rng: random.Random, smoothing_lambda: float) -> int:
 class ICoT(Method):
     name = "icot"
 
-    def __init__(self, cfg, tokenizer):
-        super().__init__(cfg, tokenizer)
-        if cfg.remove_per_epoch < 1:
-            raise ValueError(f"config key 'method.remove_per_epoch' must be >= 1 for icot, got {cfg.remove_per_epoch}")
-
     def stage_at(self, epoch: int) -> int:
         c = self.cfg
         return icot_stage(epoch, c.cot_epochs, c.remove_per_epoch, c.remove_all_when_remove_beyond)

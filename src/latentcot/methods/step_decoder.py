@@ -45,11 +45,6 @@ def step_slots(n_slots: int, steps: Sequence[Sequence[int]], answer: Sequence[in
     return slots
 
 
-def check_step_decoder(cfg) -> None:
-    if cfg.step_decoder and cfg.step_decoder_weight < 0:
-        raise ValueError(f"config key 'method.step_decoder_weight': expected at least 0, got {cfg.step_decoder_weight!r}")
-
-
 def check_steps_present(records, name: str) -> None:
     """One error line before training when there are no steps to supervise the latents with."""
     if not any(r.steps for r in records):

@@ -61,7 +61,7 @@ def run_of(checkpoint: Path) -> Path:
 
 def lineage(checkpoint: Path) -> list[dict[str, Any]]:
     """This run and the runs it continued from (``train.init_from``), newest first."""
-    from ..config import load_config
+    from ..config import load_run_config
     from ..runs import load_state, resolve_run
 
     chain, seen = [], set()
@@ -71,7 +71,7 @@ def lineage(checkpoint: Path) -> list[dict[str, Any]]:
             # an exported model: its runs are gone from here, but its training.json records them
             chain.extend(json.loads((checkpoint / "training.json").read_text(encoding="utf-8")).get("runs", []))
             break
-        cfg = load_config(checkpoint / "config.yaml")
+        cfg = load_run_config(checkpoint / "config.yaml")
         run = run_of(checkpoint)
         state = load_state(checkpoint) if (checkpoint / "state.json").exists() else {}
         chain.append({"run": portable_path(run), "checkpoint": portable_path(checkpoint), "method": cfg.method.name,
@@ -146,24 +146,35 @@ PATH_KEYS = ("output_dir", "data.train", "data.valid", "data.test", "tokenizer.p
              "train.init_from", "method.vqvae")
 
 
+def _with_values(cfg: Any, values: dict[str, Any]) -> Any:
+    """A new config with some dotted keys set, for the exported copy's config; ``cfg`` (the run's, as it
+    saved it) is not changed, and keys its method does not read are kept as the run saved them."""
+    from ..config import from_dict, to_dict
+
+    data = to_dict(cfg)
+    for key, value in values.items():
+        section, _, name = key.rpartition(".")
+        (data[section] if section else data)[name] = value
+    return from_dict(type(cfg), data)
+
+
 def _portable_config(path: Path, vqvae: bool = False) -> None:
     """The exported config names its paths as :func:`portable_path` does (a hub id stays as it is)."""
-    from ..config import load_config, save_config
+    from ..config import load_run_config, save_config
     from ..vqvae.config import load_vqvae_config
 
     if not path.exists():
         return
-    cfg = load_vqvae_config(path) if vqvae else load_config(path)
-    changed = False
+    cfg = load_vqvae_config(path) if vqvae else load_run_config(path)
+    portable = {}
     for key in PATH_KEYS:
         section, _, name = key.rpartition(".")
         owner = getattr(cfg, section, None) if section else cfg
         value = getattr(owner, name, "")
         if value and Path(value).is_absolute():
-            setattr(owner, name, portable_path(value))
-            changed = True
-    if changed:
-        save_config(cfg, path)
+            portable[key] = portable_path(value)
+    if portable:
+        save_config(_with_values(cfg, portable), path)
 
 
 def _bundle_vqvae(checkpoint: Path, out: Path) -> None:
@@ -171,10 +182,10 @@ def _bundle_vqvae(checkpoint: Path, out: Path) -> None:
     text) and the data encoding it was trained on: copy its weights, hyperparameters, tokenizer and config
     into ``out/vqvae`` and point the exported config there, relative to the model directory, so the export
     works with nothing else present."""
-    from ..config import load_config, save_config
+    from ..config import load_run_config, save_config
     from ..vqvae.io import HPARAMS_FILE, MODEL_FILE, resolve_vqvae
 
-    cfg = load_config(out / "config.yaml")
+    cfg = load_run_config(out / "config.yaml")
     if not cfg.method.vqvae:
         return
     source = resolve_vqvae(cfg.method.vqvae if Path(cfg.method.vqvae).exists()
@@ -184,8 +195,7 @@ def _bundle_vqvae(checkpoint: Path, out: Path) -> None:
                  "special_tokens_map.json"):
         if (source / name).exists():
             shutil.copy2(source / name, out / VQVAE_DIR / name)
-    cfg.method.vqvae = VQVAE_DIR
-    save_config(cfg, out / "config.yaml")
+    save_config(_with_values(cfg, {"method.vqvae": VQVAE_DIR}), out / "config.yaml")
     _portable_config(out / VQVAE_DIR / "config.yaml", vqvae=True)
 
 

@@ -7,7 +7,6 @@ trainer only batches :class:`~latentcot.methods.Example` objects and minimises t
 from __future__ import annotations
 
 import random
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -72,7 +71,8 @@ class Trainer:
         seed_everything(cfg.seed)
         self.state = TrainState()
         self._stops: StopRequests | None = None
-        resume_from = self._checkpoint_to_resume() if cfg.train.resume else None
+        resuming = self._checkpoint_to_resume() if cfg.train.resume else None
+        resume_from = resuming.path if resuming is not None else None
         self.model, self.tokenizer = self._build_model(resume_from)
         self.sharded = cfg.train.fsdp and self.dist.enabled
         if self.sharded:
@@ -106,8 +106,8 @@ class Trainer:
         self.last_terms: dict[str, float] = {}  # the mean of each of the method's own loss terms on the last step
         self.metrics = MetricsLog(self.output_dir / "metrics.jsonl", enabled=self.dist.is_main,
                                   tensorboard_dir=self.output_dir / "tensorboard" if cfg.train.tensorboard else None)
-        if resume_from is not None:
-            self._resume(resume_from)
+        if resuming is not None:
+            self._resume(resuming)
 
     # -- set-up ------------------------------------------------------------------------------------
     @staticmethod
@@ -177,30 +177,33 @@ class Trainer:
                     raise ValueError(f"config key 'model.n_positions': the model holds {context} positions, but "
                                      f"training problems take up to {length} tokens (epoch {epoch + 1}); raise it")
 
-    def _checkpoint_to_resume(self) -> Path | None:
-        """The newest checkpoint that loads. Newer ones that do not (a copy cut short, a disk that filled
-        up) are named, moved aside as ``corrupt_<name>`` so nothing picks them up again, and skipped."""
+    def _checkpoint_to_resume(self) -> ckpt.Resumable | None:
+        """The newest checkpoint that loads, read once here for :meth:`_resume`. Newer ones with a damaged
+        file are named, moved aside as ``corrupt_<name>`` so nothing picks them up again, and skipped.
+
+        Any other error propagates and moves nothing. Nor does a run whose checkpoints all fail: starting
+        from step 0 would write over them, so that takes ``train.resume=false``."""
+        found = ckpt.checkpoint_candidates(self.output_dir)
         bad: list[tuple[Path, str]] = []
         chosen = None
-        for path in reversed(runs.list_checkpoints(self.output_dir)):
+        for path in reversed(found):
             try:
-                ckpt.check_checkpoint(path)
+                chosen = ckpt.read_checkpoint(path, map_location=self.device)
+                break
             except runs.CheckpointError as err:
                 bad.append((path, str(err)))
-                continue
-            chosen = path
-            break
-        barrier(self.dist)  # every process has checked before any file moves
+        if found and chosen is None:
+            listed = "; ".join(f"{path.name}: {reason}" for path, reason in bad)
+            raise runs.CheckpointError(
+                f"no checkpoint in {self.output_dir / 'checkpoints'} loads ({listed}); they are left as they are: "
+                "repair or move them, or set train.resume=false to start over from step 0 (it writes over them)")
+        barrier(self.dist)  # every process has read before any file moves
         if self.dist.is_main:
             for path, reason in bad:
-                aside = path.with_name(f"corrupt_{path.name}")
-                if aside.exists():
-                    shutil.rmtree(aside)
-                path.rename(aside)
+                aside = ckpt.quarantine(path)
                 print(f"warning: skipping checkpoint {path.name}: {reason}; moved aside to {aside}", file=sys.stderr)
             if bad:
-                print(f"resuming from the newest checkpoint that loads: {chosen or 'none, starting afresh'}",
-                      file=sys.stderr)
+                print(f"resuming from the newest checkpoint that loads: {chosen.path}", file=sys.stderr)
         barrier(self.dist)
         return chosen
 
@@ -261,11 +264,10 @@ class Trainer:
     def _autocast(self):
         return autocast_for(self.cfg.train.precision, self.device)
 
-    def _resume(self, latest: Path) -> None:
-        state = runs.load_state(latest)
+    def _resume(self, resuming: ckpt.Resumable) -> None:
+        state, saved, latest = resuming.state, resuming.optimizer, resuming.path
         self.state = TrainState(epoch=state["epoch"], step=state["step"], history=state.get("history", []),
                                 batch=state.get("batch", 0), epoch_losses=state.get("epoch_losses", []))
-        saved = torch.load(latest / "optimizer.pt", map_location=self.device, weights_only=False)
         if self.sharded:
             from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
@@ -273,7 +275,7 @@ class Trainer:
                                      options=StateDictOptions(full_state_dict=True))
         else:
             self.optimizer.load_state_dict(saved)
-        set_rng_state(torch.load(latest / "rng.pt", weights_only=False))
+        set_rng_state(resuming.rng)
         self.metrics.truncate_after_step(self.state.step)
         if self.dist.is_main:
             inside = f", batch {self.state.batch} of epoch {self.state.epoch + 1}" if self.state.batch else ""
