@@ -57,10 +57,11 @@ def halt_threshold(value: float | None) -> float | None:
 
 def _add_latent_text(method, rows: list[dict]) -> None:
     """Token Assorted: each row gains ``latent_text``, its latent codes read back as text by the VQ-VAE."""
-    if not hasattr(method, "latent_text"):
-        raise ValueError(f"--show-latent: method {method.name!r} writes no latent codes")
     for row in rows:
-        row["latent_text"] = method.latent_text(row["generated"], row["question"])
+        decoded = method.latent_text(row["generated"], row["question"])
+        if decoded is None:
+            raise ValueError(f"--show-latent: method {method.name!r} writes no latent codes")
+        row["latent_text"] = decoded
 
 
 def _warn_unmapped(result, source: str) -> None:

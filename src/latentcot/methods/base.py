@@ -142,6 +142,11 @@ class Method:
         """Summed losses of one collated batch (:class:`~latentcot.models.continuous.BatchLoss`)."""
         return continuous.loss_of_pass(model, self.training_pass(model, batch).hidden, batch)
 
+    def latent_text(self, text: str, question: str) -> str | None:
+        """``text`` with its latent codes read back as text, for a method that writes codes (Token
+        Assorted); None for every other method."""
+        return None
+
     def loss_weights(self) -> dict[str, float]:
         """Weight of each named loss term beside the token loss; a term without a weight is not trained."""
         weights = {"halt": self.cfg.halt_weight} if self.cfg.halting else {}
