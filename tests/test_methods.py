@@ -118,3 +118,13 @@ def test_batched_tokenization_matches_one_call_per_piece():
         assert t.question == one(record.question + "\n")
         assert t.steps == tuple(one(s + "\n") for s in record.steps)
         assert t.answer == one(ANSWER_PREFIX + record.answer) + (tok.eos_token_id,)
+
+
+def test_show_latent_refused_for_a_method_without_codes(tok):
+    """--show-latent asks the method interface: a method that writes no codes gets one clear refusal."""
+    from latentcot.evaluation.cli import _add_latent_text
+
+    method = build_method(MethodConfig(name="cot"), tok)
+    assert method.latent_text("x", "q") is None
+    with pytest.raises(ValueError, match="writes no latent codes"):
+        _add_latent_text(method, [{"generated": "x", "question": "q"}])
