@@ -121,10 +121,12 @@ def test_analyses_of_thoughts_refuse_a_method_without_them(tmp_path, capsys):
     save_records(tiny_prosqa(3, seed=3), data)
     capsys.readouterr()
     assert main(["analyze", "search", cfg.output_dir, "--data", data, "--out", str(tmp_path / "search")]) == 2
-    assert capsys.readouterr().err == "error: method 'cot' has no continuous thoughts to probe (use a coconut run)\n"
+    assert capsys.readouterr().err == ("error: probing thoughts needs a continuous-thought method (coconut, "
+                                       "coconut_wo_curriculum, codi, pccot); 'cot' has no continuous thoughts\n")
     assert main(["analyze", "thoughts", cfg.output_dir, "--data", data, "--k", "1",
                  "--out", str(tmp_path / "thoughts")]) == 2
-    assert capsys.readouterr().err == "error: method 'cot' has no continuous thoughts to count (use a coconut run)\n"
+    assert capsys.readouterr().err == ("error: analyze thoughts needs a continuous-thought method (coconut, "
+                                       "coconut_wo_curriculum, codi, pccot); 'cot' has no continuous thoughts\n")
     assert not (tmp_path / "search").exists() and not (tmp_path / "thoughts").exists()
 
 

@@ -42,6 +42,11 @@ class Example:
     thought_targets: list[list[int]] | None = None
     teacher_forced: bool = False
 
+    @property
+    def positions_needed(self) -> int:
+        """The most positions the model runs this problem through: its own, or its companion's if longer."""
+        return max(len(self.input_ids), self.companion.positions_needed if self.companion else 0)
+
 
 def assemble(pieces: Sequence[tuple[Sequence[int], bool]], thought_id: int | None = None) -> Example:
     """Concatenate (ids, has_loss) pieces into an Example; counts ``thought_id`` positions."""

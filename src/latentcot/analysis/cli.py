@@ -54,16 +54,18 @@ def _load(args: argparse.Namespace):
 def run_paths(args: argparse.Namespace) -> dict:
     from ..data.io import atomic_write
     from ..evaluation import evaluate
+    from ..methods import ContinuousThoughts
     from .paths import PATH_CLASSES, classify_path, plot_path_classes
 
     records, model, tokenizer, method, encoding = _load(args)
     out = Path(args.out)
-    ks = _parse_ks(args.k) if method.continuous else [0]
+    thinks = isinstance(method, ContinuousThoughts)
+    ks = _parse_ks(args.k) if thinks else [0]
     _check_auto(ks, model)
     table: dict[int | str, dict] = {}
     for k in ks:
         result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size,
-                          n_thoughts=k if method.continuous else None, progress=True,
+                          n_thoughts=k if thinks else None, progress=True,
                           encoding=encoding)
         counts = {c: 0 for c in PATH_CLASSES}
         for row, record in zip(result.rows, records):
@@ -130,6 +132,7 @@ def run_steps(args: argparse.Namespace) -> dict:
     from ..data.io import atomic_write
     from ..evaluation import evaluate
     from ..evaluation.cli import thought_count
+    from ..methods import ContinuousThoughts
     from .steps import compare_steps, plot_steps, summarize
 
     records, model, tokenizer, method, encoding = _load(args)
@@ -140,7 +143,7 @@ def run_steps(args: argparse.Namespace) -> dict:
     for row, record in zip(result.rows, records):
         # The thoughts stand for whole steps (Coconut: c_thought each); the written chain resumes after them.
         offset = min(row.get("n_thoughts", 0) // method.thoughts_per_step(), len(record.steps)) \
-            if method.continuous else 0
+            if isinstance(method, ContinuousThoughts) else 0
         rows.append({**row, **compare_steps(record, row["generated"], row["correct"], offset)})
     summary = summarize(rows)
     atomic_write(out / "steps.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
@@ -158,12 +161,11 @@ def run_thoughts(args: argparse.Namespace) -> dict:
     from ..data.io import atomic_write
     from ..evaluation import evaluate
     from ..evaluation.cli import halt_threshold
-    from ..models.halting import needed_thoughts
+    from ..methods import continuous_thoughts
     from .thoughts import best_fixed, plot_thought_counts, thought_table_row
 
     records, model, tokenizer, method, encoding = _load(args)
-    if not method.continuous:
-        raise ValueError(f"method {method.name!r} has no continuous thoughts to count (use a coconut run)")
+    method = continuous_thoughts(method, "analyze thoughts")
     threshold = halt_threshold(args.halt_threshold)
     out = Path(args.out)
     ks = _parse_ks(args.k)
@@ -183,8 +185,7 @@ def run_thoughts(args: argparse.Namespace) -> dict:
               "halt_threshold": method.cfg.halt_threshold if threshold is None else threshold,
               "best_fixed": best_fixed(table), "by_setting": table,
               # the thoughts after which the head was trained to stop, for a problem of each depth
-              "needed_thoughts": {str(d): needed_thoughts(d, method.cfg.c_thought, method.cfg.max_latent_stage)
-                                  for d in depths}}
+              "needed_thoughts": {str(d): method.needed_thoughts(d) for d in depths}}
     plot_thought_counts(table, report["needed_thoughts"], out / "thoughts.png",
                         title=f"{method.name} on {Path(args.data).name} ({len(records)} problems)")
     atomic_write(out / "thoughts.json", json.dumps(report, indent=2) + "\n")

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import torch
 
 from ..data.records import Record
-from ..methods import Method, tokenize_records
+from ..methods import Method, continuous_thoughts, tokenize_records
 from ..inference.generate import check_prompts_fit
 from ..models.continuous import collate
 from .paths import Graph
@@ -28,8 +28,7 @@ def thought_probabilities(model, tokenizer, method: Method, records: Sequence[Re
 
     ``n_thoughts`` is one count for all problems or one per problem (adaptive thinking's counts); problems
     are probed in groups of equal count."""
-    if not method.continuous:
-        raise ValueError(f"method {method.name!r} has no continuous thoughts to probe (use a coconut run)")
+    continuous_thoughts(method, "probing thoughts")
     if isinstance(n_thoughts, int):
         if n_thoughts < 1:
             raise ValueError(f"probing needs at least one thought, got n_thoughts={n_thoughts}")

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from ..data.encodings import Encoding
 from ..data.records import Record
-from ..methods import Method
+from ..methods import Method, continuous_thoughts
 
 
 def _normalize(text: str) -> str:
@@ -151,6 +151,22 @@ def stage_target_accuracy(model, tokenizer, method: Method, records: Sequence[Re
     return {"stage_accuracy": right / len(encoded), "stage_problems": len(encoded)}
 
 
+def method_metrics(model, tokenizer, method: Method, records: Sequence[Record], epoch: int, encoding: Encoding,
+                   batch_size: int = 32) -> dict:
+    """What validation after ``epoch`` measures beside accuracy, as the method's interface asks: frontier
+    stage accuracy (:meth:`~latentcot.methods.Method.frontier_stage`) and per-thought target exactness
+    (:meth:`~latentcot.methods.Method.thought_target_kind`)."""
+    summary: dict = {}
+    stage = method.frontier_stage(epoch)
+    if stage is not None:
+        summary.update(stage_target_accuracy(model, tokenizer, method, records, stage, encoding, batch_size))
+    kind = method.thought_target_kind()
+    if kind != "none":
+        summary.update(thought_target_exactness(model, tokenizer, method, records, encoding, kind, batch_size,
+                                                n_thoughts=method.eval_thoughts(epoch)))
+    return summary
+
+
 def thought_target_exactness(model, tokenizer, method: Method, records: Sequence[Record], encoding: Encoding,
                              kind: str, batch_size: int = 64, n_thoughts: int | None = None,
                              source: str = "<memory>") -> dict:
@@ -165,6 +181,7 @@ def thought_target_exactness(model, tokenizer, method: Method, records: Sequence
     from ..models.continuous import thought_target_logits
     from ..tokenization import tokenize_records
 
+    method = continuous_thoughts(method, "thought-target exactness")
     hops = method.thought_target_hops()
     encoded = [Record(e.question, e.steps, e.answer, dict(e.extra, thought_targets=thought_target_texts(e, kind, hops)))
                for e in encoding.encode_all(records, source)]

@@ -41,8 +41,8 @@ import torch
 from transformers import DynamicCache, PreTrainedModel
 
 from ..data.records import Record
-from ..methods import Example, Method, tokenize_records
-from ..models.continuous import cache_argument, collate, forward_hidden, position_ids, returned_cache
+from ..methods import ContinuousThoughts, Example, Method, continuous_thoughts, tokenize_records
+from ..models.continuous import cache_argument, collate, position_ids, returned_cache
 from ..models.projection import feedback
 from ..models.halting import require_halting_head, stop_probability
 from ..progress import progress_bar
@@ -77,12 +77,11 @@ def wants_auto(method: Method, n_thoughts: int | str | None) -> bool:
     """Whether this call thinks adaptively: ``n_thoughts="auto"``, or no count given and the run's
     ``method.inference_thoughts`` is ``auto``."""
     if n_thoughts is None:
-        return method.continuous and method.cfg.inference_thoughts == AUTO
+        return isinstance(method, ContinuousThoughts) and method.cfg.inference_thoughts == AUTO
     if isinstance(n_thoughts, str):
         if n_thoughts != AUTO:
             raise ValueError(f"n_thoughts must be a count or {AUTO!r}, got {n_thoughts!r}")
-        if not method.continuous:
-            raise ValueError(f"n_thoughts {AUTO!r} needs a continuous-thought method; {method.name!r} has none")
+        continuous_thoughts(method, f"n_thoughts {AUTO!r}")
         return True
     return False
 
@@ -99,7 +98,7 @@ def _halt_threshold(method: Method, halt_threshold: float | None) -> float:
 def _resolve_limits(method: Method, n_thoughts: int | str | None, max_new_tokens: int | None) -> tuple[int, int]:
     """The thought count (the cap when thinking adaptively) and the new-token limit."""
     if wants_auto(method, n_thoughts):
-        n = method.thought_cap()
+        n = continuous_thoughts(method, f"n_thoughts {AUTO!r}").thought_cap()
     else:
         n = method.default_thoughts() if n_thoughts is None else n_thoughts
     limit = method.cfg.max_new_tokens if max_new_tokens is None else max_new_tokens
@@ -205,7 +204,7 @@ def _generate_batch(model: PreTrainedModel, method: Method, examples: Sequence[E
 
 
 @torch.no_grad()
-def _generate_batch_auto(model: PreTrainedModel, method: Method, examples: Sequence[Example], cap: int,
+def _generate_batch_auto(model: PreTrainedModel, method: ContinuousThoughts, examples: Sequence[Example], cap: int,
                          max_new_tokens: int, pad_id: int, eos_id: int, device: torch.device, threshold: float
                          ) -> tuple[list[list[int]], list[int]]:
     """Adaptive thinking: greedy token ids and the thought count per row.
@@ -214,40 +213,34 @@ def _generate_batch_auto(model: PreTrainedModel, method: Method, examples: Seque
     single-position step in which each row takes its own next input: the previous hidden state while it
     thinks, ``<eot>`` once its halting head says stop (or at ``cap`` thoughts), then the tokens it writes.
     Every row thus advances one position per column, so each row sees exactly the sequence it would see
-    alone; rows that are done ride along and are ignored.
+    alone; rows that are done ride along and are ignored. Each column is one call of the method's
+    :meth:`~latentcot.methods.Method.forward_hidden` continuing the cache, the thinking rows' positions
+    marked as thoughts, so the thoughts are fed as the fixed-count pass feeds them.
     """
     batch = collate(examples, pad_id, None, align="end")
     input_ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-    cache = DynamicCache(config=model.config)
-    hidden, cache = forward_hidden(model, input_ids, mask, None, cache)[:2]
-    hidden = hidden[:, -1]
-    project = feedback(model)
-    embed, head = model.get_input_embeddings(), model.get_output_embeddings()
+    hidden, cache = method.forward_hidden(model, input_ids, mask, None, DynamicCache(config=model.config))[:2]
+    hidden = hidden[:, -1:]
+    head = model.get_output_embeddings()
     rows = input_ids.shape[0]
     thoughts = torch.zeros(rows, dtype=torch.long, device=device)
-    thinking = (stop_probability(model, hidden) <= threshold) & (thoughts < cap)
+    thinking = (stop_probability(model, hidden[:, 0]) <= threshold) & (thoughts < cap)
     ending = ~thinking  # feeds <eot> at the next column
     writing = torch.zeros(rows, dtype=torch.bool, device=device)
     done = torch.zeros(rows, dtype=torch.bool, device=device)
     eot = torch.full((rows,), method.end_of_thoughts_id, dtype=torch.long, device=device)
     token = torch.full((rows,), pad_id, dtype=torch.long, device=device)
-    next_position = position_ids(mask)[:, -1] + 1
     written: list[torch.Tensor] = []
     spoke: list[torch.Tensor] = []
     lengths = torch.zeros(rows, dtype=torch.long, device=device)
     while not bool(done.all()):
         fed = torch.where(ending, eot, torch.where(writing & ~done, token, torch.full_like(token, pad_id)))
-        inputs = torch.where(thinking[:, None], project(hidden).to(embed.weight.dtype), embed(fed))
         mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)
-        out = model.base_model(inputs_embeds=inputs[:, None], attention_mask=mask,
-                               position_ids=next_position[:, None], use_cache=True,
-                               **cache_argument(model.base_model, cache))
-        cache = returned_cache(out)
-        hidden = out.last_hidden_state[:, -1]
-        next_position = next_position + 1
+        hidden, cache = method.forward_hidden(model, fed[:, None], mask, thinking[:, None], cache, previous=hidden)[:2]
+        hidden = hidden[:, -1:]
         # Rows that wrote <eot> or a token in this column now choose their next token.
         speaking = ending | (writing & ~done)
-        token = torch.where(speaking, head(hidden).argmax(-1), torch.full_like(token, pad_id))
+        token = torch.where(speaking, head(hidden[:, 0]).argmax(-1), torch.full_like(token, pad_id))
         written.append(token)
         spoke.append(speaking)
         lengths += speaking.long()
@@ -255,7 +248,7 @@ def _generate_batch_auto(model: PreTrainedModel, method: Method, examples: Seque
         writing |= ending
         # Rows that fed a thought in this column decide whether to think on.
         thoughts += thinking.long()
-        ending = thinking & ((stop_probability(model, hidden) > threshold) | (thoughts >= cap))
+        ending = thinking & ((stop_probability(model, hidden[:, 0]) > threshold) | (thoughts >= cap))
         thinking &= ~ending
     tokens, spoken = torch.stack(written, dim=1).tolist(), torch.stack(spoke, dim=1).tolist()
     return [[t for t, s in zip(ids, said) if s] for ids, said in zip(tokens, spoken)], thoughts.tolist()
@@ -281,14 +274,15 @@ def generate(model: PreTrainedModel, tokenizer, method: Method, records: Sequenc
     device = _model_device(model)
     eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
     auto = wants_auto(method, n_thoughts)
+    thinker = continuous_thoughts(method, f"n_thoughts {AUTO!r}") if auto else None
     if auto:
         require_halting_head(model)
     tokenized = tokenize_records(records, tokenizer)
     # adaptive thinking is checked against its cap: the most room a problem may need
     examples = [method.prompt(r, n) for r in tokenized]
     limit = _fit_to_context(model, examples, n, limit, max_new_tokens is not None)
-    if auto:
-        examples = [method.open_prompt(r) for r in tokenized]
+    if thinker is not None:
+        examples = [thinker.open_prompt(r) for r in tokenized]
     # Longest first: the largest batch runs first, so running out of memory happens at once, not at the end.
     order = sorted(range(len(examples)), key=lambda i: -len(examples[i].input_ids))
     chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
@@ -300,9 +294,9 @@ def generate(model: PreTrainedModel, tokenizer, method: Method, records: Sequenc
             _sync(device)
             start = time.perf_counter()
             batch = [examples[i] for i in chunk]
-            if auto:
-                token_lists, counts = _generate_batch_auto(model, method, batch, n, limit, pad_id, eos_id, device,
-                                                                 threshold)
+            if thinker is not None:
+                token_lists, counts = _generate_batch_auto(model, thinker, batch, n, limit, pad_id, eos_id, device,
+                                                           threshold)
                 # the prompt pass, one step per thought, the <eot> step, one per written token after the first
                 calls = [2 + k for k in counts]
             else:
@@ -332,7 +326,8 @@ def _naive_one(model: PreTrainedModel, method: Method, example: Example, max_new
         columns = (ids[0] == method.thought_id).nonzero().flatten().tolist()
         embeds, calls = method.fill_thoughts_naive(model, embeds, columns)
     if auto_cap is not None:
-        embeds, thoughts, more = _naive_think(model, method, embeds, auto_cap, threshold)
+        embeds, thoughts, more = _naive_think(model, continuous_thoughts(method, f"n_thoughts {AUTO!r}"), embeds,
+                                              auto_cap, threshold)
         calls += more
     written: list[int] = []
     while len(written) < max_new_tokens:
@@ -346,7 +341,7 @@ def _naive_one(model: PreTrainedModel, method: Method, example: Example, max_new
     return written, calls, thoughts
 
 
-def _naive_think(model: PreTrainedModel, method: Method, embeds: torch.Tensor, cap: int, threshold: float
+def _naive_think(model: PreTrainedModel, method: ContinuousThoughts, embeds: torch.Tensor, cap: int, threshold: float
                  ) -> tuple[torch.Tensor, int, int]:
     """Adaptive thinking without a cache, after a prompt that ends in ``<bot>``: re-run the prefix, ask the
     halting head, append the hidden state as the next thought until it says stop; then ``<eot>``."""
@@ -379,7 +374,8 @@ def generate_naive(model: PreTrainedModel, tokenizer, method: Method, records: S
     if auto:
         require_halting_head(model)
     tokenized = tokenize_records(records, tokenizer)
-    examples = [method.open_prompt(r) if auto else method.prompt(r, n) for r in tokenized]
+    examples = [continuous_thoughts(method, f"n_thoughts {AUTO!r}").open_prompt(r) if auto else method.prompt(r, n)
+                for r in tokenized]
     items = examples
     if progress:
         items = progress_bar(examples, desc="generate (naive)", unit="problem")

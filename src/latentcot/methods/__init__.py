@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from ..config import MethodConfig
 from .assorted import Assorted
-from .base import IGNORE_INDEX, Example, Method, TokenizedRecord, tokenize_record, tokenize_records
-from .coconut import Coconut, CoconutPauseAsThought, CoconutWithoutCurriculum, CoconutWithoutThought
+from .base import (IGNORE_INDEX, ContinuousThoughts, Example, Method, TokenizedRecord, continuous_thoughts,
+                   tokenize_record, tokenize_records)
+from .coconut import (Coconut, CoconutPauseAsThought, CoconutWithoutCurriculum, CoconutWithoutThought,
+                      StepCurriculum)
 from .codi import CODI, PCCoT
 from .cot import CoT, NoCoT
 from .icot import ICoT
@@ -34,5 +36,5 @@ def build_method(cfg: MethodConfig, tokenizer, run_dir=None) -> Method:
     return method_class(cfg.name)(cfg, tokenizer, run_dir)
 
 
-__all__ = ["IGNORE_INDEX", "METHODS", "Example", "Method", "TokenizedRecord", "build_method", "method_class",
-           "tokenize_record", "tokenize_records"]
+__all__ = ["IGNORE_INDEX", "METHODS", "ContinuousThoughts", "Example", "Method", "StepCurriculum", "TokenizedRecord",
+           "build_method", "continuous_thoughts", "method_class", "tokenize_record", "tokenize_records"]

@@ -1,22 +1,30 @@
-"""The interface every method answers: how a problem is rendered for training at a given epoch, how
-its prompt is rendered for inference, and where (if anywhere) continuous thoughts go.
+"""The interface every method answers, and every call the rest of the code makes on one.
 
-The trainer and the inference code only see :class:`Example` objects; they never ask which method
-they have. A method is a small class registered by name (``method.name`` in the config).
+:class:`Method` is what the trainer, inference, evaluation and analysis call on any method: how a problem
+is rendered for training at an epoch and for inference, the model's submodules and loss terms, the forward
+pass, and what validation measures beside accuracy. :class:`ContinuousThoughts` adds the calls of methods
+whose thoughts are positions fed the previous position's hidden state (Coconut, CODI, PCCoT): how many
+thoughts stand for a step, the most adaptive thinking may take, the prompt it starts from. Code outside
+``latentcot.methods`` asks for that type (:func:`continuous_thoughts`), never for a method's name and
+never with ``hasattr``. A method is a small class registered by name (``method.name`` in the config).
 """
 
 from __future__ import annotations
 
 import random
+import sys
 from pathlib import Path
 from typing import ClassVar, Sequence
 
 import torch
 
-from ..config import MethodConfig
+from ..config import Config, ConfigError, MethodConfig
+from ..data.records import Record
 from ..examples import IGNORE_INDEX, Example, assemble  # noqa: F401  (public here too)
 from ..models import continuous
+from ..models.halting import attach_halting_head, detach_halting_head, halting_head
 from ..models.projection import feedback
+from ..tokenization import BOT, EOT, THOUGHT
 from ..tokenization import TokenizedRecord, tokenize_record, tokenize_records  # noqa: F401  (public here too)
 
 
@@ -25,8 +33,8 @@ class Method:
 
     name: ClassVar[str]
     special_tokens: ClassVar[tuple[str, ...]] = ()
-    # True when the thought positions take the previous position's last hidden state as input
-    # (Coconut); False when they are ordinary tokens (pause) or there are none.
+    # True exactly for ContinuousThoughts: thought positions take the previous position's last hidden state
+    # as input; False when they are ordinary tokens (pause) or there are none.
     continuous: ClassVar[bool] = False
     thought_token: ClassVar[str | None] = None
     # False when prepare() ties side data to each problem's steps as written (Token Assorted's codes), so
@@ -51,6 +59,11 @@ class Method:
         self.thought_id = self.token_ids[self.thought_token] if self.thought_token else None
 
     @classmethod
+    def check_config(cls, cfg: Config) -> None:
+        """Settings of other sections this method's keys need (``data.encoding`` for graph targets, ...);
+        raises :class:`~latentcot.config.ConfigError`. The keys' own ranges are checked when they are read."""
+
+    @classmethod
     def extra_tokens(cls, cfg: MethodConfig) -> tuple[str, ...]:
         """Vocabulary items this method needs beyond ``METHOD_TOKENS`` (Token Assorted's latent codes),
         added when a model is built or continued from another run."""
@@ -62,6 +75,11 @@ class Method:
 
         ``encoding`` is the ``data.encoding`` the records were written in, for methods whose side model
         (Token Assorted's VQ-VAE) was trained on one encoding and must not read another."""
+        return records
+
+    def with_training_targets(self, records: list[Record]) -> list[Record]:
+        """The training problems, each carrying the side data this method's targets are made from (frontier
+        stage targets, thought targets); called every epoch the problems are written anew."""
         return records
 
     # -- schedule ----------------------------------------------------------------------------------
@@ -89,13 +107,29 @@ class Method:
         """Thoughts the validation pass after ``epoch`` uses; ``None`` means inference's default."""
         return None
 
+    def thoughts_for(self, stage: int, n_steps: int) -> int:
+        """Thoughts (or pauses) a problem of ``n_steps`` steps gets at curriculum ``stage``; methods without a
+        curriculum give every problem their default."""
+        return self.default_thoughts()
+
+    def frontier_stage(self, epoch: int) -> int | None:
+        """The curriculum stage whose frontier targets (``method.stage_target=frontier``) the validation after
+        ``epoch`` measures, or None when it trains toward the answer."""
+        return None
+
+    def thought_target_kind(self) -> str:
+        """``method.thought_targets`` where a method trains thoughts toward target sets, else ``none``."""
+        return "none"
+
     # -- the model and the loss --------------------------------------------------------------------
     # The trainer and inference call these on every method; the defaults are Coconut's and plain LM
     # training's, and methods with their own parts (CODI's projection and teacher, PCCoT's parallel pass,
     # SIM-CoT's step decoder) override them.
     def prepare_model(self, model, resuming: bool = False) -> None:
-        """Once, before the optimizer is built: add the submodules this method trains inside the model
-        (``resuming``: the model is this run's own checkpoint, whose optimizer state must still fit)."""
+        """Once, before the optimizer is built: add the submodules this method trains inside the model, and
+        drop those of a model it continues that it does not train (``resuming``: the model is this run's
+        own checkpoint, whose optimizer state must still fit). By default: no halting head."""
+        prepare_halting_head(model, False, resuming)
 
     def build_side_modules(self, model, resume_from: Path | None) -> None:
         """Once, after :meth:`prepare_model`: build ``side_modules`` fresh, or load them from the checkpoint
@@ -105,9 +139,11 @@ class Method:
         return continuous.collate(examples, pad_id, self.thought_id if self.continuous else None, align)
 
     def forward_hidden(self, model, input_ids, attention_mask, thought_mask=None, cache=None,
-                       return_layers: bool = False):
-        """The pass that fills the continuous thoughts in (:func:`~latentcot.models.continuous.forward_hidden`)."""
-        return continuous.forward_hidden(model, input_ids, attention_mask, thought_mask, cache, return_layers)
+                       return_layers: bool = False, previous=None):
+        """The pass that fills the continuous thoughts in (:func:`~latentcot.models.continuous.forward_hidden`);
+        with ``previous`` it continues a cached sequence (adaptive thinking's column-by-column steps)."""
+        return continuous.forward_hidden(model, input_ids, attention_mask, thought_mask, cache, return_layers,
+                                         previous)
 
     def prompt_calls(self, thought_mask, width: int) -> int:
         """Model calls :meth:`forward_hidden` makes for a prompt batch (the same for every row: thoughts share
@@ -157,3 +193,76 @@ class Method:
     def output_summary(self, texts: Sequence[str]) -> dict:
         """Method-specific statistics of generated texts, added to an evaluation's summary."""
         return {}
+
+
+class ContinuousThoughts(Method):
+    """A method whose thought positions take the previous position's final hidden state as input (through
+    the model's latent projection when it has one): Coconut, its curriculum-free ablation, CODI, PCCoT.
+
+    Inference fills the thoughts in with :meth:`forward_hidden` (or, for adaptive thinking, one cached
+    column at a time through the same call with ``previous``); evaluation and analysis read thoughts back
+    through :meth:`thoughts_per_step`."""
+
+    continuous: ClassVar[bool] = True
+    thought_token: ClassVar[str | None] = THOUGHT
+
+    def thoughts_per_step(self) -> int:
+        """How many consecutive thoughts stand for one reasoning step (and decode it)."""
+        return 1
+
+    def thought_cap(self) -> int:
+        """The most thoughts adaptive thinking (``n_thoughts=auto``) may take."""
+        return self.default_thoughts()
+
+    def thought_target_hops(self) -> int:
+        """How many hops of thought targets a problem needs: one per step a thought may stand for."""
+        return -(-max(self.default_thoughts(), self.thought_cap()) // self.thoughts_per_step())
+
+    def needed_thoughts(self, n_steps: int) -> int:
+        """The thoughts after which a problem of ``n_steps`` steps has used up the steps its thoughts stand for
+        (the halting head's first 'stop')."""
+        return self.thoughts_per_step() * min(n_steps, self.thought_cap() // self.thoughts_per_step())
+
+    def open_prompt(self, record: TokenizedRecord) -> Example:
+        """The prompt of adaptive thinking: the question and ``<bot>``; the halting head decides the rest."""
+        ids = list(record.question) + [self.token_ids[BOT]]
+        return Example(ids, [IGNORE_INDEX] * len(ids))
+
+    @property
+    def end_of_thoughts_id(self) -> int:
+        """The token that closes the thoughts (``<eot>``), fed once adaptive thinking stops."""
+        return self.token_ids[EOT]
+
+
+def continuous_thoughts(method: Method, purpose: str) -> ContinuousThoughts:
+    """``method`` as the continuous-thought interface; one clear error naming ``purpose`` when it has none."""
+    if not isinstance(method, ContinuousThoughts):
+        raise ConfigError(f"{purpose} needs a continuous-thought method ({', '.join(_continuous_names())}); "
+                          f"{method.name!r} has no continuous thoughts")
+    return method
+
+
+def _continuous_names() -> list[str]:
+    found, todo = [], [ContinuousThoughts]
+    while todo:
+        cls = todo.pop(0)
+        if "name" in vars(cls):
+            found.append(cls.name)
+        todo += cls.__subclasses__()
+    return found
+
+
+def prepare_halting_head(model, wanted: bool, resuming: bool) -> None:
+    """Give ``model`` a halting head when ``wanted`` and it has none; drop one it does not train. A resumed
+    run must keep its checkpoint's setting: its optimizer state holds the head's parameters or does not."""
+    present = halting_head(model) is not None
+    if resuming and wanted != present:
+        raise ConfigError(f"config key 'method.halting': {str(wanted).lower()}, but the checkpoint was trained "
+                          f"with{'out' if wanted else ''} a halting head; keep the run's setting, or start a new "
+                          "run with train.init_from", key="method.halting")
+    if wanted and not present:
+        attach_halting_head(model)
+    elif present and not wanted:
+        # a head this run does not train would no longer match the model it sits on
+        print("note: train.init_from: its halting head is dropped (method.halting is false)", file=sys.stderr)
+        detach_halting_head(model)

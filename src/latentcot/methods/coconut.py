@@ -14,20 +14,32 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
+from ..config import Config, ConfigError
+from ..data.encodings import graph_stage_targets
+from ..data.records import Record
+from ..data.targets import check_target_encoding, thought_target_texts
 from ..models.continuous import loss_of_pass
 from ..models.halting import decision_count, needed_thoughts
 from ..models.projection import (attach_thought_norm, detach_latent_projection, detach_thought_norm,
                                  latent_projection, set_thought_feedback, thought_feedback, thought_norm)
 from ..tokenization import BOT, EOT, PAUSE, THOUGHT
 from . import step_decoder as simcot
-from .base import IGNORE_INDEX, Example, Method, TokenizedRecord, assemble
+from .base import ContinuousThoughts, Example, Method, TokenizedRecord, assemble, prepare_halting_head
 
 
-class Coconut(Method):
-    name = "coconut"
+class StepCurriculum(Method):
+    """Coconut's curriculum, shared with the ablations that keep it: at stage k the first k steps become
+    ``k * c_thought`` positions of ``thought_token`` between ``<bot>`` and ``<eot>``. They are continuous
+    thoughts only in :class:`Coconut`; ``<pause>`` tokens or nothing in its ablations."""
+
     special_tokens = (BOT, EOT, THOUGHT)
-    continuous = True
     thought_token = THOUGHT
+
+    @classmethod
+    def check_config(cls, cfg: Config) -> None:
+        if cfg.method.stage_target == "frontier" and cfg.data.encoding not in ("graph", "graph_edges"):
+            raise ConfigError(f"config key 'method.stage_target': needs data.encoding=graph or graph_edges (problems "
+                              f"that carry a graph), got data.encoding={cfg.data.encoding}", key="method.stage_target")
 
     def stage_at(self, epoch: int) -> int:
         return self.cfg.start_stage + epoch // max(self.cfg.epochs_per_stage, 1)
@@ -53,6 +65,16 @@ class Coconut(Method):
             return None
         return self.thoughts_for(stage, self.cfg.max_latent_stage)
 
+    def frontier_stage(self, epoch: int) -> int | None:
+        stage = self.stage_at(epoch)
+        return stage if self.cfg.stage_target == "frontier" and stage <= self.cfg.max_latent_stage else None
+
+    def with_training_targets(self, records: list[Record]) -> list[Record]:
+        if self.cfg.stage_target != "frontier":
+            return records
+        return [Record(r.question, r.steps, r.answer, dict(r.extra, stage_targets=graph_stage_targets(r)))
+                for r in records]
+
     def problem_stage(self, epoch: int, rng: random.Random) -> int:
         # uniform_prob mixes stages inside an epoch (the paper's analysis runs), so the model sees
         # every number of thoughts.
@@ -64,23 +86,73 @@ class Coconut(Method):
         bot, eot = self.token_ids[BOT], self.token_ids[EOT]
         first_kept = len(record.steps) - steps_kept
         steps = [ids for step in record.steps[first_kept:] for ids in step]
-        example = assemble([
+        return assemble([
             (record.question, False),
             ([bot] + [self.thought_id] * n_thoughts + [eot], False),
             (steps, True),
             (record.answer, True),
         ], self.thought_id if self.continuous else None)
-        if not (self.continuous and self.cfg.halting):
+
+    def staged_example(self, record: TokenizedRecord, epoch: int, rng: random.Random) -> tuple[Example, int]:
+        """The problem as its stage at ``epoch`` writes it, and how many of its steps that stage replaced."""
+        stage = self.problem_stage(epoch, rng)
+        n_steps = len(record.steps)
+        if self.cfg.stage_target == "frontier" and stage < n_steps and stage <= self.cfg.max_latent_stage:
+            example = self.render_frontier(record, stage, rng)
+        else:
+            example = self.render(record, self.thoughts_for(stage, n_steps), self.steps_kept(stage, n_steps))
+        return example, n_steps if stage > self.cfg.max_latent_stage else min(stage, n_steps)
+
+    def train_example(self, record: TokenizedRecord, epoch: int, rng: random.Random) -> Example:
+        return self.staged_example(record, epoch, rng)[0]
+
+    def render_frontier(self, record: TokenizedRecord, stage: int, rng: random.Random) -> Example:
+        """Zhu, Hao et al. (2025, "Reasoning by Superposition", as their released code trains): at stage k
+        the k thoughts are followed by ONE node drawn at random from those k+1 edges from the root on a
+        path to the target, written as the answer is, instead of the remaining steps; once k reaches the
+        problem's steps the label is the answer itself (:meth:`render`)."""
+        if not record.stage_targets:
+            raise ValueError("method.stage_target=frontier: the problem carries no stage targets "
+                             "(with_training_targets adds them for data.encoding=graph)")
+        thoughts = self.thoughts_for(stage, len(record.steps))
+        label = rng.choice(record.stage_targets[stage])
+        return self.render(replace(record, answer=label), thoughts, 0)
+
+    def default_thoughts(self) -> int:
+        fixed = self.cfg.inference_thoughts
+        return fixed if isinstance(fixed, int) and fixed >= 0 else self.cfg.c_thought * self.cfg.max_latent_stage
+
+    def prompt(self, record: TokenizedRecord, n_thoughts: int | None = None) -> Example:
+        n = self.default_thoughts() if n_thoughts is None else n_thoughts
+        example = self.render(record, n, 0)
+        # The prompt stops after <eot>: drop the answer the renderer appended.
+        cut = len(record.question) + n + 2
+        return Example(example.input_ids[:cut], example.labels[:cut], example.n_thoughts, example.thought_start)
+
+
+class Coconut(StepCurriculum, ContinuousThoughts):
+    name = "coconut"
+    special_tokens = (BOT, EOT, THOUGHT)
+
+    @classmethod
+    def check_config(cls, cfg: Config) -> None:
+        super().check_config(cfg)
+        check_target_encoding(cfg.method.thought_targets, cfg.data.encoding)
+        if cfg.method.inference_thoughts == "auto" and not cfg.method.halting:
+            raise ConfigError("config key 'method.inference_thoughts': auto needs a halting head; set "
+                              "method.halting=true to train one", key="method.inference_thoughts")
+
+    def needed_thoughts(self, n_steps: int) -> int:
+        return needed_thoughts(n_steps, self.cfg.c_thought, self.cfg.max_latent_stage)
+
+    def render(self, record: TokenizedRecord, n_thoughts: int, steps_kept: int) -> Example:
+        example = super().render(record, n_thoughts, steps_kept)
+        if not self.cfg.halting:
             return example  # no halting head to train: no decisions, no targets
-        return replace(example, halt_from=len(record.question), halt_needed=needed_thoughts(
-            len(record.steps), self.cfg.c_thought, self.cfg.max_latent_stage),
+        return replace(example, halt_from=len(record.question), halt_needed=self.needed_thoughts(len(record.steps)),
             loss_counts={**example.loss_counts, "halt": decision_count(example.n_thoughts)})
 
     # -- thought targets (method.thought_targets) --------------------------------------------------
-    def thought_target_hops(self) -> int:
-        """How many hops of targets a problem needs: one per step a thought may stand for."""
-        return -(-max(self.default_thoughts(), self.thought_cap()) // self.thoughts_per_step())
-
     def with_thought_targets(self, example: Example, record: TokenizedRecord) -> Example:
         """Thought j's target is hop j // thoughts_per_step + 1 of the record's ``thought_targets``."""
         if self.cfg.thought_targets == "none" or example.n_thoughts == 0:
@@ -98,6 +170,17 @@ class Coconut(Method):
         until = self.cfg.teacher_forcing_epochs
         return self.cfg.thought_feedback == "target_mixture" and (until < 0 or epoch < until)
 
+    def thought_target_kind(self) -> str:
+        return self.cfg.thought_targets
+
+    def with_training_targets(self, records: list[Record]) -> list[Record]:
+        records = super().with_training_targets(records)
+        if self.cfg.thought_targets == "none":
+            return records
+        hops = self.thought_target_hops()
+        return [Record(r.question, r.steps, r.answer, dict(
+            r.extra, thought_targets=thought_target_texts(r, self.cfg.thought_targets, hops))) for r in records]
+
     def train_example(self, record: TokenizedRecord, epoch: int, rng: random.Random) -> Example:
         example = self.with_thought_targets(self.scheduled_example(record, epoch, rng), record)
         if example.thought_targets and self.teacher_forced_at(epoch):
@@ -105,13 +188,7 @@ class Coconut(Method):
         return example
 
     def scheduled_example(self, record: TokenizedRecord, epoch: int, rng: random.Random) -> Example:
-        stage = self.problem_stage(epoch, rng)
-        n_steps = len(record.steps)
-        if self.cfg.stage_target == "frontier" and stage < n_steps and stage <= self.cfg.max_latent_stage:
-            example = self.render_frontier(record, stage, rng)
-        else:
-            example = self.render(record, self.thoughts_for(stage, n_steps), self.steps_kept(stage, n_steps))
-        replaced = n_steps if stage > self.cfg.max_latent_stage else min(stage, n_steps)
+        example, replaced = self.staged_example(record, epoch, rng)
         return self.with_step_targets(example, record, replaced)
 
     # -- SIM-CoT's step supervision (method.step_decoder) ------------------------------------------
@@ -130,6 +207,9 @@ class Coconut(Method):
         return max(self.cfg.c_thought, 1)
 
     def prepare_model(self, model, resuming: bool = False) -> None:
+        # the halting head first: latentcot's submodules are attached in one order whether a model is built or
+        # loaded (models.factory.ATTACHED_MODULES), and so come the parameters its optimizer state follows
+        prepare_halting_head(model, bool(self.cfg.halting), resuming)
         if latent_projection(model) is not None and not resuming:
             # a model continued from a CODI/PCCoT run: Coconut feeds the hidden state back unchanged
             print("note: train.init_from: its latent projection is dropped (coconut feeds the hidden state back "
@@ -204,41 +284,8 @@ class Coconut(Method):
             weights["step"] = self.cfg.step_decoder_weight
         return weights
 
-    def render_frontier(self, record: TokenizedRecord, stage: int, rng: random.Random) -> Example:
-        """Zhu, Hao et al. (2025, "Reasoning by Superposition", as their released code trains): at stage k
-        the k thoughts are followed by ONE node drawn at random from those k+1 edges from the root on a
-        path to the target, written as the answer is, instead of the remaining steps; once k reaches the
-        problem's steps the label is the answer itself (:meth:`render`)."""
-        if not record.stage_targets:
-            raise ValueError("method.stage_target=frontier: the problem carries no stage targets (the trainer "
-                             "adds them for data.encoding=graph)")
-        thoughts = self.thoughts_for(stage, len(record.steps))
-        label = rng.choice(record.stage_targets[stage])
-        return self.render(replace(record, answer=label), thoughts, 0)
-
-    def default_thoughts(self) -> int:
-        fixed = self.cfg.inference_thoughts
-        return fixed if isinstance(fixed, int) and fixed >= 0 else self.cfg.c_thought * self.cfg.max_latent_stage
-
     def thought_cap(self) -> int:
-        """The most thoughts adaptive thinking (``inference_thoughts=auto``) may take."""
         return self.cfg.max_thoughts if self.cfg.max_thoughts >= 0 else self.cfg.c_thought * self.cfg.max_latent_stage
-
-    def prompt(self, record: TokenizedRecord, n_thoughts: int | None = None) -> Example:
-        n = self.default_thoughts() if n_thoughts is None else n_thoughts
-        example = self.render(record, n, 0)
-        # The prompt stops after <eot>: drop the answer the renderer appended.
-        cut = len(record.question) + n + 2
-        return Example(example.input_ids[:cut], example.labels[:cut], example.n_thoughts, example.thought_start)
-
-    def open_prompt(self, record: TokenizedRecord) -> Example:
-        """The prompt of adaptive thinking: the question and ``<bot>``; the halting head decides the rest."""
-        ids = list(record.question) + [self.token_ids[BOT]]
-        return Example(ids, [IGNORE_INDEX] * len(ids))
-
-    @property
-    def end_of_thoughts_id(self) -> int:
-        return self.token_ids[EOT]
 
 
 class CoconutWithoutCurriculum(Coconut):
@@ -250,12 +297,11 @@ class CoconutWithoutCurriculum(Coconut):
         return self.cfg.max_latent_stage + 1
 
 
-class CoconutWithoutThought(Coconut):
+class CoconutWithoutThought(StepCurriculum):
     """Ablation: the same curriculum removes steps, but no thoughts take their place."""
 
     name = "coconut_wo_thought"
     special_tokens = (BOT, EOT)
-    continuous = False
     thought_token = None
 
     def thoughts_for(self, stage: int, n_steps: int) -> int:
@@ -265,10 +311,9 @@ class CoconutWithoutThought(Coconut):
         return 0
 
 
-class CoconutPauseAsThought(Coconut):
+class CoconutPauseAsThought(StepCurriculum):
     """Ablation: thought positions hold a learned ``<pause>`` embedding instead of the hidden state."""
 
     name = "coconut_pause_as_thought"
     special_tokens = (BOT, EOT, PAUSE)
-    continuous = False
     thought_token = PAUSE

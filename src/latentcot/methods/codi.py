@@ -33,7 +33,7 @@ from ..examples import label_count
 from ..models.continuous import collate, jacobi_forward, lm_loss_sum, loss_of_pass, position_ids
 from ..models.projection import attach_latent_projection, detach_latent_projection, feedback, latent_projection
 from ..tokenization import EOT
-from .base import Example, TokenizedRecord, assemble
+from .base import ContinuousThoughts, Example, TokenizedRecord, assemble
 from .coconut import Coconut
 
 
@@ -65,6 +65,9 @@ class CODI(Coconut):
     # -- the model ---------------------------------------------------------------------------------
     def thoughts_per_step(self) -> int:
         return 1  # latent k decodes step k (method.c_thought is Coconut's)
+
+    # min(steps, latents): Coconut's reads its curriculum (c_thought, max_latent_stage), which CODI has not
+    needed_thoughts = ContinuousThoughts.needed_thoughts
 
     def prepare_model(self, model, resuming: bool = False) -> None:
         present = latent_projection(model)
@@ -158,7 +161,9 @@ class PCCoT(CODI):
     distill_embeddings = False
 
     def forward_hidden(self, model, input_ids, attention_mask, thought_mask=None, cache=None,
-                       return_layers: bool = False):
+                       return_layers: bool = False, previous=None):
+        if previous is not None:
+            raise ValueError("pccot computes its latents as one block; it has no column-by-column pass")
         return jacobi_forward(model, input_ids, attention_mask, thought_mask, cache, return_layers,
                               iterations=self.cfg.jacobi_iterations)
 

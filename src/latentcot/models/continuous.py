@@ -95,14 +95,15 @@ def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.cumsum(-1) - 1).clamp(min=0)
 
 
-def thought_columns(thought_mask: torch.Tensor) -> tuple[int, int]:
-    """The contiguous block of columns that hold thoughts in at least one row."""
+def thought_columns(thought_mask: torch.Tensor, after: bool = False) -> tuple[int, int]:
+    """The contiguous block of columns that hold thoughts in at least one row (``after``: the columns continue
+    a cached sequence, so a thought may sit in the first)."""
     columns = thought_mask.any(0).nonzero().flatten()
     start, end = int(columns[0]), int(columns[-1]) + 1
     if len(columns) != end - start:
         raise ValueError("continuous thoughts must form one contiguous block of columns; "
                          "collate the batch with align='thoughts'")
-    if start == 0:
+    if start == 0 and not after:
         raise ValueError("a continuous thought needs a position before it (e.g. <bot>)")
     return start, end
 
@@ -143,14 +144,17 @@ class _Chunks:
     """Runs the base model over consecutive column ranges into one cache and keeps what each call returned."""
 
     def __init__(self, model: PreTrainedModel, attention_mask: torch.Tensor, positions: torch.Tensor,
-                 cache: DynamicCache, layers: bool):
-        self.base, self.mask, self.positions, self.cache, self.layers = (
-            model.base_model, attention_mask, positions, cache, layers)
+                 cache: DynamicCache, layers: bool, past: int = 0):
+        # columns lo..hi of the input are columns past+lo..past+hi of the mask and the positions
+        self.base, self.cache, self.layers = model.base_model, cache, layers
+        self.mask, self.positions = attention_mask[:, past:], positions[:, past:]
+        self.past_mask = attention_mask[:, :past]
         self.hidden: list[torch.Tensor] = []
         self.layer_chunks: list[tuple[torch.Tensor, ...]] = []
 
     def run(self, lo: int, hi: int, inputs: torch.Tensor, keep: bool = True) -> torch.Tensor:
-        out = self.base(inputs_embeds=inputs, attention_mask=self.mask[:, :hi], position_ids=self.positions[:, lo:hi],
+        out = self.base(inputs_embeds=inputs, attention_mask=torch.cat([self.past_mask, self.mask[:, :hi]], dim=1),
+                        position_ids=self.positions[:, lo:hi],
                         use_cache=True, output_hidden_states=self.layers and keep,
                         **cache_argument(self.base, self.cache))
         if keep:
@@ -173,8 +177,14 @@ def forward_hidden(
     thought_mask: torch.Tensor | None = None,
     cache: DynamicCache | None = None,
     return_layers: bool = False,
+    previous: torch.Tensor | None = None,
 ) -> Hidden:
     """Final hidden states for every position, thoughts filled in; returns the cache when one is used.
+
+    ``previous`` continues a sequence the cache already holds: ``input_ids`` are the new columns only,
+    ``attention_mask`` covers the cached columns and the new ones, and ``previous`` (batch, 1, d) is the final
+    hidden state of the position before the new columns, which a thought in the first new column is fed.
+    Adaptive thinking advances this way one column at a time (:mod:`latentcot.inference.generate`).
 
     Work: one pass over the columns before the first thought, one single-column step per thought (its
     input is the hidden state the previous step just produced, through the model's latent projection if it
@@ -185,18 +195,22 @@ def forward_hidden(
     """
     base = model.base_model
     embeds = model.get_input_embeddings()(input_ids)
+    past = attention_mask.shape[1] - input_ids.shape[1]  # columns the cache already holds
+    if past and (cache is None or previous is None):
+        raise ValueError("an attention mask wider than the input continues a cached sequence: pass its cache "
+                         "and the hidden state before the new columns (previous)")
     positions = position_ids(attention_mask)
     if thought_mask is None or not bool(thought_mask.any()):
-        out = base(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=positions,
+        out = base(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=positions[:, past:],
                    use_cache=cache is not None, output_hidden_states=return_layers, **cache_argument(base, cache))
         return Hidden(out.last_hidden_state, returned_cache(out) if cache is not None else None,
                       tuple(out.hidden_states) if return_layers else None)
 
-    start, end = thought_columns(thought_mask)
+    start, end = thought_columns(thought_mask, after=previous is not None)
     chunks = _Chunks(model, attention_mask, positions, cache if cache is not None else DynamicCache(config=model.config),
-                     return_layers)
+                     return_layers, past)
     project = feedback(model)
-    hidden = chunks.run(0, start, embeds[:, :start])
+    hidden = chunks.run(0, start, embeds[:, :start]) if start else previous
     latents, sources = [], []
     for col in range(start, end):
         is_thought = thought_mask[:, col, None, None]

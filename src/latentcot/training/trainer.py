@@ -16,14 +16,12 @@ from typing import Callable, Sequence
 import torch
 
 from ..config import Config, save_config
-from ..data.encodings import GraphEdgesEncoding, augment_graph, run_encoding, graph_stage_targets
+from ..data.encodings import GraphEdgesEncoding, augment_graph, run_encoding
 from ..data.io import check_writable, load_records
-from ..data.targets import check_target_encoding, thought_target_texts
 from ..data.records import Record
 from ..examples import label_count
 from ..methods import Example, Method, TokenizedRecord, build_method, method_class, tokenize_records
 from ..models import build_model_and_tokenizer, load_checkpoint_model, resize_for_tokenizer
-from ..models.halting import attach_halting_head, detach_halting_head, halting_head
 from ..models.pair_embedding import detach_pair_embedding, pair_embedding, prepare_pair_model
 from ..progress import progress_bar
 from .. import runs
@@ -94,7 +92,7 @@ class Trainer:
                              "prepares each problem's steps once (its VQ-VAE codes), so they cannot be rewritten "
                              "every epoch")
         self.train_tokens: list[TokenizedRecord] = self.method.prepare(
-            tokenize_records(self._with_stage_targets(self.train_records), self.tokenizer), str(self.device),
+            tokenize_records(self.method.with_training_targets(self.train_records), self.tokenizer), str(self.device),
             cfg.data.encoding)
         self._check_context()
         self.optimizer = self._new_optimizer()
@@ -134,12 +132,10 @@ class Trainer:
         if t.schedule_epochs and t.schedule_epochs < t.epochs:
             raise ValueError(f"config key 'train.schedule_epochs': {t.schedule_epochs} is shorter than "
                              f"train.epochs={t.epochs}; the schedule must span the whole run (0 = train.epochs)")
-        method_class(self.cfg.method.name)  # fail before building a model on a bad method name
         if len(t.adam_betas) != 2 or not all(0 <= b < 1 for b in t.adam_betas):
             raise ValueError(f"config key 'train.adam_betas': expected two values in [0, 1), got {t.adam_betas}")
         d = self.cfg.data
-        for key, on in (("data.shuffle_graph", d.shuffle_graph), ("data.relabel_nodes", d.relabel_nodes is True),
-                        ("method.stage_target", self.cfg.method.stage_target == "frontier")):
+        for key, on in (("data.shuffle_graph", d.shuffle_graph), ("data.relabel_nodes", d.relabel_nodes is True)):
             if on and d.encoding not in ("graph", "graph_edges"):
                 raise ValueError(f"config key '{key}': needs data.encoding=graph or graph_edges (problems that carry "
                                  f"a graph), got data.encoding={d.encoding}")
@@ -152,10 +148,7 @@ class Trainer:
             for i, record in enumerate(self.train_records):
                 edges.check_nodes(record, d.train or "data.train", f"record {i}")
             edges.encode_all(self.valid_records, d.valid or "data.valid")
-        check_target_encoding(self.cfg.method.thought_targets, d.encoding)
-        if self.cfg.method.inference_thoughts == "auto" and not self.cfg.method.halting:
-            raise ValueError("config key 'method.inference_thoughts': auto needs a halting head; set "
-                             "method.halting=true to train one")
+        method_class(self.cfg.method.name).check_config(self.cfg)
 
     def _check_context(self) -> None:
         """The longest problems, rendered as every epoch will render them, must fit the model's positions;
@@ -170,9 +163,7 @@ class Trainer:
         rng = random.Random(0)
         for epoch in range(self.cfg.train.epochs):
             for record in longest:
-                example = self.method.train_example(record, epoch, rng)
-                # a second rendering (CODI's teacher) runs through the same positions
-                length = max(len(example.input_ids), len(example.companion.input_ids) if example.companion else 0)
+                length = self.method.train_example(record, epoch, rng).positions_needed
                 if length > context:
                     raise ValueError(f"config key 'model.n_positions': the model holds {context} positions, but "
                                      f"training problems take up to {length} tokens (epoch {epoch + 1}); raise it")
@@ -225,8 +216,9 @@ class Trainer:
             words = (GraphEdgesEncoding(cfg.data.node_ids).tokenizer_records(self.train_records) if pairs
                      else self.train_records)
             model, tokenizer = build_model_and_tokenizer(cfg.model, cfg.tokenizer, words, method_tokens)
-        # Before the halting head: latentcot's submodules come in one order (models.factory.ATTACHED_MODULES)
-        # whether a model is built or loaded, and so do the parameters its optimizer state follows.
+        # Before the method's own (prepare_model): latentcot's submodules come in one order
+        # (models.factory.ATTACHED_MODULES) whether a model is built or loaded, and so do the parameters its
+        # optimizer state follows.
         if pairs:
             prepare_pair_model(model, tokenizer, cfg.data.node_ids,
                                where=f"the tokenizer of {resume_from or cfg.train.init_from or 'this run'}")
@@ -234,16 +226,6 @@ class Trainer:
             print(f"note: {cfg.train.init_from}: its pair embedding is dropped (data.encoding is not graph_edges)",
                   file=sys.stderr)
             detach_pair_embedding(model)
-        if resume_from is not None and cfg.method.halting != (halting_head(model) is not None):
-            raise ValueError(f"config key 'method.halting': {str(cfg.method.halting).lower()}, but the checkpoint "
-                             f"{resume_from} was trained with{'out' if cfg.method.halting else ''} a halting head; "
-                             "keep the run's setting, or start a new run with train.init_from")
-        if cfg.method.halting and halting_head(model) is None:
-            attach_halting_head(model)
-        elif not cfg.method.halting and halting_head(model) is not None:
-            # a head this run does not train would no longer match the model it sits on
-            print(f"note: {cfg.train.init_from}: its halting head is dropped (method.halting is false)", file=sys.stderr)
-            detach_halting_head(model)
         return model.to(self.device), tokenizer
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
@@ -309,20 +291,7 @@ class Trainer:
         node_ids = data.node_ids if data.encoding == "graph_edges" else None
         records = [augment_graph(self.train_records[i], rng, data.shuffle_graph, data.relabelling(), node_ids)
                    for i in window]
-        return tokenize_records(self._with_stage_targets(records), self.tokenizer)
-
-    def _with_stage_targets(self, records: list[Record]) -> list[Record]:
-        """Records that carry their frontier stage targets when ``method.stage_target=frontier`` asks, and
-        their thought targets when ``method.thought_targets`` does."""
-        m = self.cfg.method
-        if m.stage_target == "frontier":
-            records = [Record(r.question, r.steps, r.answer, dict(r.extra, stage_targets=graph_stage_targets(r)))
-                       for r in records]
-        if m.thought_targets != "none":
-            hops = self.method.thought_target_hops()
-            records = [Record(r.question, r.steps, r.answer, dict(
-                r.extra, thought_targets=thought_target_texts(r, m.thought_targets, hops))) for r in records]
-        return records
+        return tokenize_records(self.method.with_training_targets(records), self.tokenizer)
 
     def epoch_examples(self, epoch: int) -> list[Example]:
         """This epoch's rendered problems in this epoch's order; identical on every process."""
@@ -444,22 +413,15 @@ class Trainer:
         # Sharded blocks need every process in each forward pass, so under FSDP all of them generate.
         if not self.valid_records or not (self.dist.is_main or self.sharded):
             return None
-        from ..evaluation import evaluate, stage_target_accuracy, thought_target_exactness
+        from ..evaluation import evaluate, method_metrics
 
         result = evaluate(self.model, self.tokenizer, self.method, self.valid_records,
                           batch_size=self.cfg.train.eval_batch_size, progress=self.cfg.train.progress,
                           encoding=self.encoding, n_thoughts=self.method.eval_thoughts(epoch))
         summary = result.summary()
-        stage = self.method.stage_at(epoch)
-        if self.cfg.method.stage_target == "frontier" and stage <= self.cfg.method.max_latent_stage:
-            summary.update(stage_target_accuracy(self.model, self.tokenizer, self.method, self.valid_records,
-                                                 stage, self.encoding, self.cfg.train.eval_batch_size))
-        if self.cfg.method.thought_targets != "none":
-            summary.update(thought_target_exactness(self.model, self.tokenizer, self.method, self.valid_records,
-                                                    self.encoding, self.cfg.method.thought_targets,
-                                                    self.cfg.train.eval_batch_size,
-                                                    n_thoughts=self.method.eval_thoughts(epoch)))
-        self.metrics.log("eval", self.state.step, epoch=epoch, stage=stage, **summary)
+        summary.update(method_metrics(self.model, self.tokenizer, self.method, self.valid_records, epoch,
+                                      self.encoding, self.cfg.train.eval_batch_size))
+        self.metrics.log("eval", self.state.step, epoch=epoch, stage=self.method.stage_at(epoch), **summary)
         return summary
 
     def _mid_epoch_save_due(self) -> bool:
