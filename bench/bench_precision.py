@@ -1,9 +1,11 @@
 """Training and generation speed in fp32 and bf16 against the machine's own matmul rate.
 
-    PYTHONPATH=src .venv/bin/python bench/bench_precision.py           # ~4 minutes on 2 cores
+    PYTHONPATH=src .venv/bin/python bench/bench_precision.py   # 1.5-2.5 minutes on 2 cores
 
-Writes ``bench/precision.json`` (``--out``). Official-size ProsQA in the compact graph encoding, GPT-2 from
-scratch at 2x128, 4x256 and 2x768 (layers x dims), batch 64, the trainer's own ``train_step``:
+Writes ``bench/precision.json`` (``--out``): one section per kind of CPU, ``emulated_bf16`` and
+``native_bf16``; a run replaces its own kind's section and keeps the other. Official-size ProsQA in the
+compact graph encoding, GPT-2 from scratch at 2x128, 4x256 and 2x768 (layers x dims), batch 64, the
+trainer's own ``train_step``:
 
 - **matmul rate**: GFLOP/s of one (tokens x d) @ (d x 4d) matmul per dtype, measured in this run; the
   ceiling a training step is set against.
@@ -20,14 +22,16 @@ use, 2 x 2 x d per earlier position per layer (causal: half the square for train
 a generated token); training is 3 forward passes' worth (backward twice the forward). Padded positions
 are counted, since the kernels compute them. Utilisation = achieved FLOP/s / matmul rate of the dtype.
 
-On a CPU without native bf16 (no AVX512-BF16 or AMX; ``native_bf16`` in the results) oneDNN emulates
-bf16 matmuls, many times slower than fp32: there the bf16 rows are the matmul rate only, the trainer is
-not timed in bf16 (one 2x768 step would take minutes).
+On a CPU with native bf16 (AVX512-BF16 or AMX, what ``train.precision=auto`` checks) every variant is timed
+in both dtypes and ``bf16_speedup`` is bf16's tokens/s over fp32's for cot, Coconut and generation. On a CPU
+without, oneDNN emulates bf16 matmuls, many times slower than fp32: there the bf16 rows are the matmul rate
+only, the trainer is not timed in bf16 (one 2x768 step would take minutes).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 import tempfile
@@ -157,32 +161,59 @@ def main(argv=None) -> dict:
             row["cot_fp32_gelu_new"] = {**before, "utilisation": before["gflops_per_s"] / row["matmul_gflops"]["fp32"]}
             row["fused_gelu_speedup"] = again["tokens_per_s"] / before["tokens_per_s"]
         if native:
-            row["bf16_over_fp32_tokens_per_s"] = row["cot_bf16"]["tokens_per_s"] / row["cot_fp32"]["tokens_per_s"]
+            row["bf16_speedup"] = {
+                name: row[f"{name}_bf16"][speed] / row[f"{name}_fp32"][speed]
+                for name, speed in (("cot", "tokens_per_s"), ("coconut_6_thoughts", "tokens_per_s"),
+                                    ("generation", "generated_tokens_per_s"))}
         rows.append(row)
         print(f"{size}: done ({time.perf_counter() - started:.0f} s)", flush=True)
-    results = {"meta": {"cpu": platform.processor() or platform.machine(),
+    section = {"meta": {"cpu": platform.processor() or platform.machine(),
                         "cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": native,
                         "threads": torch.get_num_threads(), "torch": torch.__version__,
                         "transformers": transformers.__version__, "batch": 64, "steps": args.steps,
                         "data": "ProsQA generator, official statistics, graph encoding",
                         "seconds": time.perf_counter() - started},
                "rows": rows}
-    write_results(results, args.out, report(results))
+    results = sections_kept(Path(args.out))
+    results[section_name(native)] = section
+    write_results(results, args.out, report(section))
     return results
 
 
-def report(results) -> str:
-    meta = results["meta"]
+def section_name(native: bool) -> str:
+    return "native_bf16" if native else "emulated_bf16"
+
+
+def sections_kept(out: Path) -> dict:
+    """The sections of an earlier results file, so that one kind of CPU's run keeps the other's numbers; a file
+    of the older single-machine layout (``meta`` and ``rows`` at the top) becomes its machine's section."""
+    if not out.exists():
+        return {}
+    earlier = json.loads(out.read_text())
+    if "meta" in earlier:
+        return {section_name(earlier["meta"]["native_bf16"]): earlier}
+    return earlier
+
+
+def report(section) -> str:
+    meta = section["meta"]
     lines = [f"CPU capability {meta['cpu_capability']}, native bf16: {meta['native_bf16']}, {meta['threads']} threads",
              "", "| size | matmul fp32 / bf16 GFLOP/s | variant | tokens/s | GFLOP/s | utilisation |",
              "|---|---|---|---|---|---|"]
-    for row in results["rows"]:
+    for row in section["rows"]:
         rates = row["matmul_gflops"]
         for key, value in row.items():
             if isinstance(value, dict) and "utilisation" in value:
                 speed = value.get("tokens_per_s", value.get("generated_tokens_per_s"))
                 lines.append(f"| {row['size']} | {rates['fp32']:.0f} / {rates['bf16']:.1f} | {key} | {speed:,.0f} | "
                              f"{value['gflops_per_s']:.1f} | {100 * value['utilisation']:.0f}% |")
+    speedups = [row for row in section["rows"] if "bf16_speedup" in row]
+    if speedups:
+        names = list(speedups[0]["bf16_speedup"])
+        lines += ["", "bf16 tokens/s over fp32's:", "", f"| size | {' | '.join(names)} |",
+                  "|---|" + "---|" * len(names)]
+        lines += [f"| {row['size']} | " + " | ".join(f"{row['bf16_speedup'][n]:.2f}x" for n in names) + " |"
+                  for row in speedups]
     return "\n".join(lines)
 
 

@@ -21,3 +21,11 @@ def shared_data() -> Path:
 # count), so a machine with few cores can still check that no test depends on the thread count.
 if os.environ.get("LATENTCOT_TEST_THREADS"):
     torch.set_num_threads(int(os.environ["LATENTCOT_TEST_THREADS"]))
+
+
+@pytest.fixture(autouse=True)
+def notes_as_the_cli_writes_them():
+    """Library calls in tests write their notes as ``latentcot``'s main configures them (latentcot.logs)."""
+    from latentcot.logs import configure
+
+    configure()

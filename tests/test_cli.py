@@ -14,7 +14,7 @@ def test_generate_writes_a_loadable_file_and_is_deterministic(tmp_path, capsys):
     assert a.read_bytes() == b.read_bytes()
     records = load_records(a)
     assert len(records) == 20 and all("edges" in r.extra for r in records)
-    assert "wrote 20 prosqa problems" in capsys.readouterr().out
+    assert "wrote 20 prosqa problems" in capsys.readouterr().err  # a note: stderr (latentcot.logs)
 
 
 def test_generator_options_become_flags(tmp_path):

@@ -41,7 +41,7 @@ def test_plan_trains_evaluates_and_tabulates(tmp_path, capsys):
     before = {p: p.stat().st_mtime_ns for p in (out / "cot" / "checkpoints").rglob("*.safetensors")}
     capsys.readouterr()
     assert main(["compare", str(plan), "--eval-only"]) == 0
-    assert "finished run found" in capsys.readouterr().out
+    assert "finished run found" in capsys.readouterr().err  # a note: stderr (latentcot.logs)
     assert before == {p: p.stat().st_mtime_ns for p in (out / "cot" / "checkpoints").rglob("*.safetensors")}
 
     # saved runs only, no plan
@@ -82,8 +82,9 @@ def test_markdown_table_layout():
 def test_only_trains_the_named_runs_and_leaves_unfinished_ones_out(tmp_path, capsys):
     plan = write_plan(tmp_path, RUNS)
     assert main(["compare", str(plan), "--only", "pause"]) == 0
-    out = capsys.readouterr().out
-    assert "cot: not finished and not in --only" in out and "icot: its base run has not finished" in out
+    out, notes = capsys.readouterr()
+    assert "cot: not finished and not in --only" in notes and "icot: its base run has not finished" in notes
+    assert "| pause |" in out and "not finished" not in out
     rows = json.loads((tmp_path / "cmp" / "comparison.json").read_text())["rows"]
     assert [r["method"] for r in rows] == ["pause"]
     assert not (tmp_path / "cmp" / "cot").exists()

@@ -2,8 +2,24 @@
 
 Sub-commands by verb: ``data`` (generate, stats, convert), ``tokenizer`` (train), ``model`` (info),
 ``config`` (show), ``train``, ``vqvae`` (train, eval), ``generate``, ``eval``, ``compare``, ``analyze``
-(paths, search), ``report``, ``demo``. Errors in user input print one line
-(``error: file: record: field: ...``) and exit with status 2; set ``LATENTCOT_DEBUG=1`` for the traceback.
+(paths, search), ``report``, ``demo``.
+
+Notes (``wrote ...``, an epoch's summary, a warning) go through :mod:`logging` onto stderr
+(:mod:`latentcot.logs`); stdout holds a command's result (a table, JSON, generated text). ``--quiet`` or
+``LATENTCOT_LOG=warning`` keeps only warnings and errors.
+
+Exit status:
+
+* 0: done.
+* 1: a bug (ours or a library's): Python prints the traceback.
+* 2: an input of the user's is wrong (a :class:`~latentcot.errors.UserError`: a data file, a config key or
+  value, a checkpoint, a flag): one line, ``error: file: record: field: ...``; set ``LATENTCOT_DEBUG=1``
+  for the traceback.
+* 3: out of memory, on the host or the accelerator: one line, ``error: out of memory (...): lower ...``,
+  naming the batch sizes to lower (``train.micro_batch_size`` for training, ``train.eval_batch_size`` or
+  ``--batch-size`` for evaluation and generation); ``LATENTCOT_DEBUG=1`` shows the traceback here too.
+* 130: interrupted (Ctrl-C) outside training; training stopped by a signal exits with the status
+  :class:`~latentcot.runs.TrainingStopped` carries, after its last checkpoint.
 """
 
 from __future__ import annotations
@@ -11,18 +27,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import sys
 import typing
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import Config, ConfigError, describe, load_config, to_dict
-from .data.records import DataError
+from .config import Config, describe, load_config, to_dict
+from .errors import UsageError, UserError, is_out_of_memory, out_of_memory_message
+from .logs import configure as configure_logging
 from .runs import TrainingStopped
 
-# OSError last: any other file that cannot be read or written still gets one line naming it
-USER_ERRORS = (DataError, ConfigError, ValueError, FileNotFoundError, RuntimeError, OSError)
+log = logging.getLogger(__name__)
+
+EXIT_USER_ERROR = 2
+EXIT_OUT_OF_MEMORY = 3
 
 
 def _add_options_flags(parser: argparse.ArgumentParser, options_cls: type) -> None:
@@ -55,7 +75,7 @@ def cmd_data_generate(args: argparse.Namespace) -> int:
     from .data.io import check_writable
 
     if args.n < 1:
-        raise ValueError(f"--n must be at least 1, got {args.n}")
+        raise UsageError(f"--n must be at least 1, got {args.n}")
     entry = GENERATORS[args.task]
     options = entry.options(**_collect_options(args))
     out = args.out or f"data/{args.task}_n{args.n}_seed{args.seed}.json"
@@ -63,7 +83,7 @@ def cmd_data_generate(args: argparse.Namespace) -> int:
     records = entry.generate(args.n, args.seed, options)
     save_records(records, out)
     stats = dataset_stats(records)
-    print(f"wrote {len(records)} {args.task} problems to {out}")
+    log.info(f"wrote {len(records)} {args.task} problems to {out}")
     print(json.dumps({k: stats[k] for k in ("steps", "steps_histogram") if k in stats} | (
         {"graph": stats["graph"]} if "graph" in stats else {})))
     return 0
@@ -88,7 +108,7 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
     check_writable(args.dst, "destination")
     records = load_records(args.src, args.src_format)
     save_records(records, args.dst, args.dst_format)
-    print(f"wrote {len(records)} problems to {args.dst}")
+    log.info(f"wrote {len(records)} problems to {args.dst}")
     return 0
 
 
@@ -103,12 +123,12 @@ def cmd_tokenizer_train(args: argparse.Namespace) -> int:
     for path in args.data:
         found = load_records(path)
         if not found:
-            raise ValueError(f"{path}: no problems to train a tokenizer on")
+            raise UsageError(f"{path}: no problems to train a tokenizer on")
         records.extend(found)
     tokenizer = build_tokenizer(args.kind, records, vocab_size=args.vocab_size, min_frequency=args.min_frequency)
     add_method_tokens(tokenizer, METHOD_TOKENS)
     tokenizer.save_pretrained(args.out)
-    print(f"trained a {args.kind} tokenizer on {len(records)} problems: {len(tokenizer)} tokens, saved to {args.out}")
+    log.info(f"trained a {args.kind} tokenizer on {len(records)} problems: {len(tokenizer)} tokens, saved to {args.out}")
     return 0
 
 
@@ -156,16 +176,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import ComparePlan, CompareRun, compare, load_plan
 
     if args.plan and args.runs:
-        raise ValueError("give either a plan file or --runs, not both")
+        raise UsageError("give either a plan file or --runs, not both")
     if args.plan:
         plan = load_plan(args.plan, args.overrides)
         if args.out:
             plan = replace(plan, output_dir=args.out)
     else:
         if not args.runs or not args.data:
-            raise ValueError("without a plan file, compare needs --runs NAME=RUN_DIR ... and --data FILE")
+            raise UsageError("without a plan file, compare needs --runs NAME=RUN_DIR ... and --data FILE")
         if args.overrides:
-            raise ValueError(f"overrides {args.overrides} need a plan file")
+            raise UsageError(f"overrides {args.overrides} need a plan file")
         runs = []
         for item in args.runs:
             name, sep, path = item.partition("=")
@@ -182,9 +202,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .demo import DemoSettings, run_demo
 
-    run_demo(Path(args.out), seed=args.seed)
+    run_demo(Path(args.out), seed=args.seed, settings=DemoSettings(precision=args.precision))
     return 0
 
 
@@ -193,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .data.io import FORMATS
 
     parser = argparse.ArgumentParser(prog="latentcot", description="Train, evaluate and inspect latent-reasoning LMs.")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="warnings and errors only, no notes (the same as LATENTCOT_LOG=warning); progress bars "
+                             "stay (train.progress=false turns them off)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="generate, inspect and convert problem files").add_subparsers(
@@ -289,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="small end-to-end run on built-in defaults (CPU)")
     p.add_argument("--out", default="runs/demo", help="output directory")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="train.precision of the three runs, and of their evaluation (auto: fp32 on a CPU)")
     p.set_defaults(func=cmd_demo)
     return parser
 
@@ -300,6 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     quiet_library_bars()
     try:
+        configure_logging(quiet=args.quiet)
         return args.func(args)
     except TrainingStopped as stop:
         print(stop, file=sys.stderr)
@@ -308,11 +334,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Training handles Ctrl-C itself (a checkpoint, then TrainingStopped); elsewhere nothing is half-written.
         print("interrupted", file=sys.stderr)
         return 130
-    except USER_ERRORS as err:
+    except UserError as err:
         if os.environ.get("LATENTCOT_DEBUG"):
             raise
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
+    except (MemoryError, RuntimeError) as err:  # torch's OutOfMemoryError is a RuntimeError
+        if not is_out_of_memory(err) or os.environ.get("LATENTCOT_DEBUG"):
+            raise
+        print(f"error: {out_of_memory_message(err)}", file=sys.stderr)
+        return EXIT_OUT_OF_MEMORY
 
 
 if __name__ == "__main__":

@@ -12,12 +12,20 @@ Time per problem is measured at ``eval_batch_size`` (1 by default, as the paper 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence, Union
 
 from .config import Config, ConfigError, apply_overrides, load_config, option
+from .errors import UsageError
+
+log = logging.getLogger(__name__)
+
+class UnfinishedBaseRun(UsageError):
+    """A run of the plan continues from (``@NAME``) a run that has not finished training."""
+
 
 TABLE_COLUMNS = ("method", "accuracy", "generated tokens", "forward passes", "time per problem (ms)")
 
@@ -88,8 +96,8 @@ def run_config(plan: ComparePlan, run: CompareRun, finished: dict[str, Path]) ->
     for item in run.overrides:
         key, _, value = item.partition("=")
         if value.startswith("@") and value[1:] not in finished:
-            raise RuntimeError(f"run {run.name!r} continues from run {value[1:]!r}, which has not finished "
-                               "training (train it first, e.g. with --only)")
+            raise UnfinishedBaseRun(f"run {run.name!r} continues from run {value[1:]!r}, which has not finished "
+                                    "training (train it first, e.g. with --only)")
         resolved.append(f"{key}={finished[value[1:]]}" if value.startswith("@") else item)
     cfg = load_config(run.config or plan.base_config or None, [*plan.overrides, *resolved])
     return apply_overrides(cfg, [f"output_dir={Path(plan.output_dir) / run.name}"])
@@ -120,24 +128,24 @@ def train_runs(plan: ComparePlan, only: Sequence[str] = (), train_missing: bool 
         skipped = bool(only) and run.name not in only
         try:
             cfg = run_config(plan, run, checkpoints)
-        except RuntimeError:
+        except UnfinishedBaseRun:
             if skipped:
-                print(f"== {run.name}: its base run has not finished and it is not in --only; left out", flush=True)
+                log.info(f"== {run.name}: its base run has not finished and it is not in --only; left out")
                 continue
             raise
         done = is_finished(cfg)
         if done is None:
             if skipped:
-                print(f"== {run.name}: not finished and not in --only; left out of the table", flush=True)
+                log.info(f"== {run.name}: not finished and not in --only; left out of the table")
                 continue
             if not train_missing:
-                raise RuntimeError(f"run {run.name!r} has not finished training in {cfg.output_dir} "
-                                   "(run the plan without --eval-only, or with --only NAME)")
-            print(f"\n== training {run.name} ({cfg.method.name}, {cfg.train.epochs} epochs) ==", flush=True)
+                raise UsageError(f"run {run.name!r} has not finished training in {cfg.output_dir} "
+                                 "(run the plan without --eval-only, or with --only NAME)")
+            log.info(f"\n== training {run.name} ({cfg.method.name}, {cfg.train.epochs} epochs) ==")
             train(cfg)
             done = is_finished(cfg)
         else:
-            print(f"== {run.name}: finished run found at {done}", flush=True)
+            log.info(f"== {run.name}: finished run found at {done}")
         checkpoints[run.name] = done
     return checkpoints
 
@@ -201,6 +209,8 @@ def compare(plan: ComparePlan, only: Sequence[str] = (), eval_only: bool = False
     if not eval_path:
         raise ConfigError("config key 'eval_data' is empty and the base config has neither data.test nor data.valid")
     records = load_records(eval_path)
+    if not records:
+        raise UsageError(f"{eval_path}: no problems")
     if plan.max_eval:
         records = records[:plan.max_eval]
     out_dir = Path(plan.output_dir)
@@ -211,5 +221,5 @@ def compare(plan: ComparePlan, only: Sequence[str] = (), eval_only: bool = False
             "minutes": round((time.perf_counter() - start) / 60, 2)}
     md_path, json_path = write_table(rows, out_dir, meta)
     print("\n" + markdown_table(rows))
-    print(f"\nwrote {md_path} and {json_path}")
+    log.info(f"\nwrote {md_path} and {json_path}")
     return rows

@@ -24,15 +24,9 @@ from typing import Any, ClassVar, Literal, TypeVar, Union
 
 import yaml
 
+from .errors import ConfigError  # re-exported: ConfigError was defined here
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A bad config file, key or value; the message names the key (``key``: its dotted name, when one)."""
-
-    def __init__(self, message: str, key: str = ""):
-        super().__init__(message)
-        self.key = key
 
 
 def option(default: Any, help: str) -> Any:
@@ -68,6 +62,18 @@ class DataConfig:
     node_ids: int = option(
         32, "graph_edges: the node ids the model knows (0..N-1; the pair tokens are N x N); at least the "
         "largest graph's node count (official ProsQA: 28)")
+
+    def __post_init__(self) -> None:
+        _check_ranges("data", self, [
+            ("max_train", self.max_train >= 0, "at least 0 (0 = all)"),
+            ("epoch_size", self.epoch_size >= 0, "at least 0 (0 = all)"),
+            ("max_eval", self.max_eval >= 0, "at least 0 (0 = all)"),
+            ("node_ids", self.node_ids >= 1, "at least 1"),
+        ])
+        for key, on in (("shuffle_graph", self.shuffle_graph), ("relabel_nodes", self.relabel_nodes is True)):
+            if on and self.encoding not in ("graph", "graph_edges"):
+                raise ConfigError(f"config key 'data.{key}': needs data.encoding=graph or graph_edges (problems that "
+                                  f"carry a graph), got data.encoding={self.encoding}", f"data.{key}")
 
     def relabelling(self) -> bool:
         """``relabel_nodes`` with ``auto`` resolved: on for graph_edges, off otherwise."""
@@ -281,10 +287,7 @@ class MethodConfig:
             ("distill_weight", self.distill_weight >= 0.0, "at least 0"),
             ("step_decoder_weight", self.step_decoder_weight >= 0.0, "at least 0"),
         ]
-        for key, ok, expected in checks:
-            if not ok:
-                raise ConfigError(f"config key 'method.{key}': expected {expected}, got {getattr(self, key)!r}",
-                                  f"method.{key}")
+        _check_ranges("method", self, checks)
         if self.inference_thoughts == "auto" and self.name not in ADAPTIVE_METHODS:
             raise ConfigError(f"config key 'method.inference_thoughts': auto (the halting head decides) needs "
                               f"{_one_of(list(ADAPTIVE_METHODS))}; method {self.name!r} has no halting head",
@@ -292,6 +295,14 @@ class MethodConfig:
         if self.thought_feedback == "target_mixture" and self.thought_targets == "none":
             raise ConfigError("config key 'method.thought_feedback': target_mixture feeds each thought its target "
                               "set; set method.thought_targets (reachable or chain)", "method.thought_feedback")
+
+
+def _check_ranges(section: str, values: Any, checks: list[tuple[str, bool, str]]) -> None:
+    """The first (key, ok, expected) of ``checks`` that fails, as one error naming ``section.key``."""
+    for key, ok, expected in checks:
+        if not ok:
+            raise ConfigError(f"config key '{section}.{key}': expected {expected}, got {getattr(values, key)!r}",
+                              f"{section}.{key}")
 
 
 _METHOD_DEFAULTS: dict[str, Any] = dataclasses.asdict(MethodConfig())
@@ -319,7 +330,8 @@ class TrainConfig:
         False, "torch.compile the transformer's forward (dynamic shapes; the Coconut pass and generation "
         "included): meant for a GPU; on the CPU it measured no faster at 2x128 and compiling takes minutes")
     precision: Literal["auto", "fp32", "bf16"] = option(
-        "auto", "auto: bf16 autocast on a GPU that supports it, else fp32")
+        "auto", "auto: bf16 autocast on a GPU that supports it, else fp32 (on every CPU, native bf16 or not: see "
+        "README, Precision)")
     init_from: str = option("", "start from this checkpoint's weights (e.g. a cot run for coconut on GSM8k)")
     resume: bool = option(True, "continue from the newest checkpoint in output_dir if there is one")
     eval_every: int = option(1, "evaluate on data.valid every N epochs (0 = never)")
@@ -335,6 +347,31 @@ class TrainConfig:
     fsdp: bool = option(False, "under torchrun: shard the transformer blocks' weights, gradients and optimizer "
                         "state over the processes (FSDP2), for models too large to replicate")
     progress: bool = option(True, "show progress bars")
+
+    def __post_init__(self) -> None:
+        _check_ranges("train", self, [
+            ("batch_size", self.batch_size >= 1, "at least 1"),
+            ("micro_batch_size", self.micro_batch_size >= 0, "at least 0 (0 = batch_size)"),
+            ("lr", self.lr > 0, "a positive learning rate"),
+            ("epochs", self.epochs >= 0, "at least 0"),
+            ("schedule_epochs", self.schedule_epochs >= 0, "at least 0 (0 = train.epochs)"),
+            ("weight_decay", self.weight_decay >= 0, "at least 0"),
+            ("grad_clip", self.grad_clip >= 0, "at least 0 (0 = off)"),
+            ("warmup_steps", self.warmup_steps >= 0, "at least 0"),
+            ("bucket_batches", self.bucket_batches >= 0, "at least 0"),
+            ("adam_betas", len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas),
+             "two values in [0, 1)"),
+            ("eval_every", self.eval_every >= 0, "at least 0 (0 = never)"),
+            ("eval_batch_size", self.eval_batch_size >= 1, "at least 1"),
+            ("keep_checkpoints", self.keep_checkpoints >= 0, "at least 0 (0 = all)"),
+            ("save_every_steps", self.save_every_steps >= 0, "at least 0 (0 = only at epoch ends)"),
+            ("save_every_minutes", self.save_every_minutes >= 0, "at least 0 (0 = off)"),
+            ("log_every", self.log_every >= 1, "at least 1"),
+        ])
+        if self.schedule_epochs and self.schedule_epochs < self.epochs:
+            raise ConfigError(f"config key 'train.schedule_epochs': {self.schedule_epochs} is shorter than "
+                              f"train.epochs={self.epochs}; the schedule must span the whole run (0 = train.epochs)",
+                              "train.schedule_epochs")
 
 
 @dataclass(frozen=True)
@@ -566,6 +603,10 @@ def _read_yaml(path: str | Path) -> Any:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{source}: config file does not exist") from None
+    except OSError as err:  # a folder, or no permission to read
+        raise ConfigError(f"{source}: config file cannot be read ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{source}: byte {err.start}: config file is not valid UTF-8") from None
     try:
         return yaml.safe_load(text) or {}
     except yaml.YAMLError as err:

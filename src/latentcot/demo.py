@@ -9,6 +9,7 @@ problems and prints accuracy, generated tokens and time per problem.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from .data.generators import generate
 from .data.io import atomic_write, check_writable, save_records
 from .runs import latest_checkpoint
 from .training import train
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,18 +38,19 @@ class DemoSettings:
     coconut_stages: int = 3  # stages 1..3 replace every step of these 2-4 step problems
     epochs_per_stage: int = 1
     final_epochs: int = 2  # epochs past the last stage, all text steps gone
+    precision: str = "auto"  # train.precision; auto is fp32 on a CPU, bf16 on a GPU that has it
 
 
 def _base_overrides(s: DemoSettings, seed: int) -> list[str]:
     return [f"seed={seed}", f"model.arch={s.arch}", f"model.preset={s.preset}", "model.n_positions=256",
             f"train.lr={s.lr}", "train.lr_schedule=cosine", "train.warmup_steps=50",
             f"train.batch_size={s.batch_size}", "train.eval_every=0", "train.keep_checkpoints=1",
-            "train.log_every=5", "train.weight_decay=0.01"]
+            "train.log_every=5", "train.weight_decay=0.01", f"train.precision={s.precision}"]
 
 
 def _run(name: str, overrides: list[str], out: Path, train_records, valid_records) -> Path:
     cfg = apply_overrides(Config(), [f"output_dir={out / name}", *overrides])
-    print(f"\n== training {name} ({cfg.train.epochs} epochs) ==", flush=True)
+    log.info(f"\n== training {name} ({cfg.train.epochs} epochs) ==")
     train(cfg, train_records=train_records, valid_records=valid_records)
     return latest_checkpoint(out / name)
 
@@ -54,14 +58,15 @@ def _run(name: str, overrides: list[str], out: Path, train_records, valid_record
 def run_demo(out: Path, seed: int = 0, settings: DemoSettings | None = None) -> dict:
     from .evaluation import evaluate
     from .inference import load_run
+    from .runtime import autocast_for
 
     s = settings or DemoSettings()
     start = time.perf_counter()
     check_writable(out, "--out", directory=True)
     out.mkdir(parents=True, exist_ok=True)
     graph = {"min_nodes": s.min_nodes, "max_nodes": s.max_nodes}
-    print(f"generating ProsQA-style problems: {s.n_train} train, {s.n_valid} valid, "
-          f"{s.min_nodes}-{s.max_nodes} nodes per graph (seed {seed})", flush=True)
+    log.info(f"generating ProsQA-style problems: {s.n_train} train, {s.n_valid} valid, "
+             f"{s.min_nodes}-{s.max_nodes} nodes per graph (seed {seed})")
     train_records = generate("prosqa", s.n_train, seed, **graph)
     valid_records = generate("prosqa", s.n_valid, seed + 10_000, **graph)
     save_records(train_records, out / "data" / "train.json")
@@ -82,7 +87,9 @@ def run_demo(out: Path, seed: int = 0, settings: DemoSettings | None = None) -> 
     rows = []
     for name, checkpoint in runs.items():
         cfg, model, tokenizer, method = load_run(checkpoint)
-        result = evaluate(model, tokenizer, method, valid_records, batch_size=64, progress=True)
+        # evaluated in the precision it trained in
+        with autocast_for(s.precision, next(model.parameters()).device, "--precision")():
+            result = evaluate(model, tokenizer, method, valid_records, batch_size=64, progress=True)
         result.write_jsonl(out / name / "eval_valid.jsonl")
         rows.append({"method": name, **result.summary()})
     lines = [
@@ -98,5 +105,5 @@ def run_demo(out: Path, seed: int = 0, settings: DemoSettings | None = None) -> 
     atomic_write(out / "results.json", json.dumps(summary, indent=2) + "\n")
     print(f"\nProsQA-style validation set ({s.n_valid} problems, chance = 50%), batch-64 greedy decoding:\n")
     print(table)
-    print(f"\ntotal {summary['minutes']} min; results in {out}/results.md and results.json")
+    log.info(f"\ntotal {summary['minutes']} min; results in {out}/results.md and results.json")
     return summary

@@ -11,11 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .errors import CheckpointError, MissingFileError  # CheckpointError re-exported: it was defined here
+
 STATE_FILE = "state.json"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing files or does not load; the message names the file."""
 
 
 class TrainingStopped(Exception):
@@ -53,9 +51,16 @@ def resolve_run(path: str | Path) -> Path:
         return path
     latest = latest_checkpoint(path)
     if latest is None:
-        raise FileNotFoundError(f"{path}: neither a checkpoint (no config.json) nor a run with checkpoints")
+        raise MissingFileError(f"{path}: neither a checkpoint (no config.json) nor a run with checkpoints")
     return latest
 
 
 def load_state(path: Path) -> dict[str, Any]:
-    return json.loads((path / STATE_FILE).read_text())
+    """A checkpoint's ``state.json``; one that is missing or garbled is a :class:`CheckpointError` naming it."""
+    file = path / STATE_FILE
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{file}: missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{file}: corrupt or partial checkpoint file ({err})") from None

@@ -16,6 +16,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from .data.records import Record
+from .errors import ConfigError, is_load_failure
 
 PAD = "<pad>"
 EOS = "<eos>"
@@ -129,7 +130,7 @@ def load_tokenizer(name_or_path: str, **kwargs) -> PreTrainedTokenizerBase:
 def ensure_pad_token(tokenizer: PreTrainedTokenizerBase) -> None:
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
-            raise ValueError("tokenizer has neither a pad nor an end-of-sequence token")
+            raise ConfigError("tokenizer has neither a pad nor an end-of-sequence token")
         # Padding positions are masked out of attention and loss, so reusing EOS is safe.
         tokenizer.pad_token = tokenizer.eos_token
 
@@ -146,15 +147,22 @@ def build_tokenizer(kind: str, records: Sequence[Record] = (), *, vocab_size: in
                     min_frequency: int = 1, path: str = "") -> PreTrainedTokenizerBase:
     """The tokenizer a config asks for (``TokenizerConfig.kind``)."""
     if path:
-        return load_tokenizer(path)
+        try:
+            return load_tokenizer(path)
+        except Exception as err:
+            if not is_load_failure(err):
+                raise
+            first_line = (str(err).strip() or type(err).__name__).splitlines()[0]
+            raise ConfigError(f"config key 'tokenizer.path': {path}: the tokenizer does not load: {first_line}",
+                              "tokenizer.path") from err
     if kind == "word":
         return train_word_tokenizer(corpus(records), min_frequency=min_frequency)
     if kind == "bpe":
         return train_bpe_tokenizer(corpus(records), vocab_size=vocab_size, min_frequency=max(min_frequency, 1))
     if kind == "pretrained":
-        raise ValueError("tokenizer.kind=pretrained takes the model's tokenizer: set model.source to "
-                         "'pretrained' or 'smollm2', or give tokenizer.path")
-    raise ValueError(f"unknown tokenizer kind {kind!r}; expected word, bpe or pretrained")
+        raise ConfigError("tokenizer.kind=pretrained takes the model's tokenizer: set model.source to "
+                          "'pretrained' or 'smollm2', or give tokenizer.path", "tokenizer.kind")
+    raise ConfigError(f"unknown tokenizer kind {kind!r}; expected word, bpe or pretrained", "tokenizer.kind")
 
 
 # --------------------------------------------------------------------------- problems as token pieces
@@ -223,6 +231,6 @@ def _one_token(ids: tuple[int, ...], text: str, tokenizer) -> int:
     """The single id of a thought target's text; a target that is not one token cannot be a distribution
     over the LM head's vocabulary."""
     if len(ids) != 1 or ids[0] == tokenizer.unk_token_id:
-        raise ValueError(f"method.thought_targets: the target {text!r} is not one known token of the vocabulary "
-                         f"(it tokenizes to {list(ids)})")
+        raise ConfigError(f"method.thought_targets: the target {text!r} is not one known token of the vocabulary "
+                          f"(it tokenizes to {list(ids)})", "method.thought_targets")
     return ids[0]

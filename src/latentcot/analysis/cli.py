@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
+
+from ..errors import MissingFileError, UsageError
+
+log = logging.getLogger(__name__)
 
 
 def _parse_ks(text: str) -> list[int | str]:
@@ -17,12 +22,12 @@ def _parse_ks(text: str) -> list[int | str]:
             lo, _, hi = part.partition("..")
             first, last = thought_count(lo, "--k"), thought_count(hi, "--k")
             if not isinstance(first, int) or not isinstance(last, int):
-                raise ValueError(f"--k: a range takes counts, got {part!r}")
+                raise UsageError(f"--k: a range takes counts, got {part!r}")
             ks.extend(range(first, last + 1))
         else:
             ks.append(thought_count(part, "--k"))
     if not ks:
-        raise ValueError(f"--k: expected a range like 0..6, a list like 0,2,4 and/or auto, got {text!r}")
+        raise UsageError(f"--k: expected a range like 0..6, a list like 0,2,4 and/or auto, got {text!r}")
     return list(dict.fromkeys(ks))
 
 
@@ -45,7 +50,7 @@ def _load(args: argparse.Namespace):
     if args.max_problems:
         records = records[:args.max_problems]
     if not records:
-        raise ValueError(f"{args.data}: no problems")
+        raise UsageError(f"{args.data}: no problems")
     cfg, model, tokenizer, method = load_run(args.run_dir)
     model.to(pick_device(args.device))
     return records, model, tokenizer, method, run_encoding(cfg.data)
@@ -75,12 +80,12 @@ def run_paths(args: argparse.Namespace) -> dict:
         table[k] = {**counts, "accuracy": result.accuracy, "mean_thoughts": result.mean_thoughts,
                     "n_problems": len(records)}
         shares = ", ".join(f"{c} {100 * counts[c] / len(records):.1f}%" for c in PATH_CLASSES if counts[c])
-        print(f"k={k}: accuracy {100 * result.accuracy:.1f}%; {shares}", flush=True)
+        log.info(f"k={k}: accuracy {100 * result.accuracy:.1f}%; {shares}")
     title = f"{method.name} on {Path(args.data).name} ({len(records)} problems)"
     plot_path_classes(table, str(out / "paths.png"), title=title)
     atomic_write(out / "paths.json", json.dumps({"run": str(args.run_dir), "data": args.data, "method": method.name,
                                                  "by_k": table}, indent=2) + "\n")
-    print(f"wrote {out / 'paths.png'} and {out / 'paths.json'}")
+    log.info(f"wrote {out / 'paths.png'} and {out / 'paths.json'}")
     return table
 
 
@@ -116,15 +121,15 @@ def run_search(args: argparse.Namespace) -> dict:
                              title=f"{method.name}: values of frontier nodes ({len(records)} problems)")
         for t, s in report["frontier"].items():
             depths = ", ".join(f"depth {d}: {m:.3f}" for d, m in s["mass_by_depth"].items())
-            print(f"thought {t}: {s['frontier_nodes']} frontier nodes; mean value {s['mean_value_leads_to_target']:.3f} "
-                  f"on those leading to the target, {s['mean_value_other']:.3f} on the others; mass {depths}; "
-                  f"within {t} hops {s['mass_within_hops']:.3f}, beyond {s['mass_beyond_hops']:.3f}, "
-                  f"unreachable {s['mass_unreachable']:.3f}")
+            log.info(f"thought {t}: {s['frontier_nodes']} frontier nodes; mean value {s['mean_value_leads_to_target']:.3f} "
+                     f"on those leading to the target, {s['mean_value_other']:.3f} on the others; mass {depths}; "
+                     f"within {t} hops {s['mass_within_hops']:.3f}, beyond {s['mass_beyond_hops']:.3f}, "
+                     f"unreachable {s['mass_unreachable']:.3f}")
     for example in tops[:3]:
         shown = " | ".join(", ".join(f"{tok!r} {p:.2f}" for tok, p in thought[:3]) for thought in example["thoughts"])
-        print(f"top tokens per thought: {shown}")
+        log.info(f"top tokens per thought: {shown}")
     atomic_write(out / "search.json", json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}/thought_tokens.jsonl" + (", frontier_values.jsonl/.png" if has_graph else "") + ", search.json")
+    log.info(f"wrote {out}/thought_tokens.jsonl" + (", frontier_values.jsonl/.png" if has_graph else "") + ", search.json")
     return report
 
 
@@ -150,10 +155,10 @@ def run_steps(args: argparse.Namespace) -> dict:
     atomic_write(out / "steps.json", json.dumps(summary, indent=2) + "\n")
     plot_steps(summary, out / "steps.png")
     right = ", ".join(f"{v:.1%}" for v in summary["step_right_by_index"])
-    print(f"accuracy {summary['accuracy']:.1%}; chain right {summary['chain_right']:.1%}; written step right by "
-          f"index: {right}; wrong chain but right answer {summary['wrong_chain_right_answer']:.1%}; right chain "
-          f"but wrong answer {summary['right_chain_wrong_answer']:.1%}")
-    print(f"wrote {out}/steps.jsonl, steps.json, steps.png")
+    log.info(f"accuracy {summary['accuracy']:.1%}; chain right {summary['chain_right']:.1%}; written step right by "
+             f"index: {right}; wrong chain but right answer {summary['wrong_chain_right_answer']:.1%}; right chain "
+             f"but wrong answer {summary['right_chain_wrong_answer']:.1%}")
+    log.info(f"wrote {out}/steps.jsonl, steps.json, steps.png")
     return summary
 
 
@@ -178,8 +183,7 @@ def run_thoughts(args: argparse.Namespace) -> dict:
         table[str(k)] = row = thought_table_row(result)
         depths = ", ".join(f"{d} steps {100 * v['accuracy']:.1f}% / {v['mean_thoughts']:.2f}"
                            for d, v in row["by_steps"].items())
-        print(f"k={k}: accuracy {100 * row['accuracy']:.1f}%, mean thoughts {row['mean_thoughts']:.2f} ({depths})",
-              flush=True)
+        log.info(f"k={k}: accuracy {100 * row['accuracy']:.1f}%, mean thoughts {row['mean_thoughts']:.2f} ({depths})")
     depths = sorted({len(r.steps) for r in records})
     report = {"run": str(args.run_dir), "data": args.data, "method": method.name,
               "halt_threshold": method.cfg.halt_threshold if threshold is None else threshold,
@@ -189,7 +193,7 @@ def run_thoughts(args: argparse.Namespace) -> dict:
     plot_thought_counts(table, report["needed_thoughts"], out / "thoughts.png",
                         title=f"{method.name} on {Path(args.data).name} ({len(records)} problems)")
     atomic_write(out / "thoughts.json", json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}/thoughts.json, thoughts.png and thoughts_k*.jsonl")
+    log.info(f"wrote {out}/thoughts.json, thoughts.png and thoughts_k*.jsonl")
     return report
 
 
@@ -198,7 +202,7 @@ def _run_batch_size(run: Path) -> int:
     from ..config import load_run_config
 
     if not (run / "config.yaml").exists():
-        raise FileNotFoundError(f"{run}: no config.yaml to read train.batch_size from (--x problems)")
+        raise MissingFileError(f"{run}: no config.yaml to read train.batch_size from (--x problems)")
     return load_run_config(run / "config.yaml").train.batch_size
 
 
@@ -212,7 +216,7 @@ def _curve_rows(spec: str, by_problems: bool) -> list[dict]:
     rows, step0, epoch0 = [], 0, 0
     for run in pieces:
         if not (run / "metrics.jsonl").exists():
-            raise FileNotFoundError(f"{run}: no metrics.jsonl (is this a run directory?)")
+            raise MissingFileError(f"{run}: no metrics.jsonl (is this a run directory?)")
         scale = _run_batch_size(run) if by_problems else 1
         mine = [dict(r, **{"step": step0 + r["step"] * scale} if "step" in r else {},
                      **{"epoch": epoch0 + r["epoch"]} if "epoch" in r else {})
@@ -236,7 +240,7 @@ def run_curves(args: argparse.Namespace) -> int:
     # the rows already count problems: one "step" is one problem
     plot_training_curves(runs, out, chain=args.chain,
                          problems_per_step={name: 1 for name in runs} if args.x == "problems" else None)
-    print(f"wrote {out}")
+    log.info(f"wrote {out}")
     return 0
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..data.graph import ProsQAGraph
 from ..data.records import Record
+from ..errors import UsageError
 from ..evaluation.metrics import is_correct
 
 CORRECT_PATH = "Correct Path"
@@ -45,7 +46,7 @@ class Graph(ProsQAGraph):
     def of(cls, record: Record) -> "Graph":
         missing = [k for k in ("idx_to_symbol", "edges", "root", "target") if k not in record.extra]
         if missing:
-            raise ValueError(f"path analysis needs ProsQA graph fields; the record lacks {', '.join(missing)}")
+            raise UsageError(f"path analysis needs ProsQA graph fields; the record lacks {', '.join(missing)}")
         return super().of(record)
 
 

@@ -12,11 +12,15 @@ from __future__ import annotations
 import base64
 import html
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..errors import MissingFileError
 from ..training.metrics import read_metrics
+
+log = logging.getLogger(__name__)
 
 _CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1040px; margin: 2em auto;
@@ -163,13 +167,13 @@ def write_report(runs: Sequence[str | Path], out: str | Path, compare_dir: str |
     run_paths = [Path(r) for r in runs]
     for run in run_paths:
         if not (run / "metrics.jsonl").exists():
-            raise FileNotFoundError(f"{run}: no metrics.jsonl (is this a training run directory?)")
+            raise MissingFileError(f"{run}: no metrics.jsonl (is this a training run directory?)")
 
     comparison = None
     if compare_dir is not None:
         path = Path(compare_dir) / "comparison.json"
         if not path.exists():
-            raise FileNotFoundError(f"{path}: no comparison table (run latentcot compare first)")
+            raise MissingFileError(f"{path}: no comparison table (run latentcot compare first)")
         comparison = json.loads(path.read_text())
     header = ["method", "accuracy", "generated tokens", "forward passes", "time per problem (ms)"]
     if comparison is not None:
@@ -205,7 +209,7 @@ def write_report(runs: Sequence[str | Path], out: str | Path, compare_dir: str |
     for directory in map(Path, analysis_dirs):
         paths_json, search_json = directory / "paths.json", directory / "search.json"
         if not paths_json.exists() and not search_json.exists():
-            raise FileNotFoundError(f"{directory}: neither paths.json nor search.json (run latentcot analyze first)")
+            raise MissingFileError(f"{directory}: neither paths.json nor search.json (run latentcot analyze first)")
         if paths_json.exists():
             data = json.loads(paths_json.read_text())
             page.heading(f"Reasoning paths: {data['method']} on {Path(data['data']).name}")
@@ -270,7 +274,7 @@ def add_report_parser(subparsers) -> None:
 
         check_writable(args.out, "--out", directory=True)
         html_path, md_path = write_report(args.runs, args.out, args.compare, args.analysis, args.title)
-        print(f"wrote {html_path} and {md_path}")
+        log.info(f"wrote {html_path} and {md_path}")
         return 0
 
     p.set_defaults(func=run)

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import torch
 
 from ..data.records import Record
+from ..errors import UsageError
 from ..methods import Method, continuous_thoughts, tokenize_records
 from ..inference.generate import check_prompts_fit
 from ..models.continuous import collate
@@ -31,7 +32,7 @@ def thought_probabilities(model, tokenizer, method: Method, records: Sequence[Re
     continuous_thoughts(method, "probing thoughts")
     if isinstance(n_thoughts, int):
         if n_thoughts < 1:
-            raise ValueError(f"probing needs at least one thought, got n_thoughts={n_thoughts}")
+            raise UsageError(f"probing needs at least one thought, got n_thoughts={n_thoughts}")
         return _probe(model, tokenizer, method, records, n_thoughts, batch_size)
     if len(n_thoughts) != len(records):
         raise ValueError(f"{len(n_thoughts)} thought counts for {len(records)} problems")

@@ -49,6 +49,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar, Sequence
 
+from ..errors import ConfigError
 from . import prontoqa
 from .graph import ASK_RE, FACT_RE, GRAPH_FIELDS, Graph, ProsQAGraph, frontier_nodes
 from .records import DataError, Record
@@ -326,7 +327,11 @@ class RulesEncoding(Encoding):
             sentences = prontoqa._sentences(step)
         except ValueError:
             sentences = []
-        if len(sentences) == 2 and (rule := prontoqa._parse_rule(sentences[1])) is not None:
+        try:
+            rule = prontoqa._parse_rule(sentences[1]) if len(sentences) == 2 else None
+        except ValueError as err:
+            raise fail(f"step {i}: {err}", "steps") from None
+        if rule is not None:
             return f" {rule.subject} {_polar(rule.predicate, rule.negated)}"
         conclusion = re.fullmatch(rf"{person} is (not )?([a-z]+)\.", step.strip())
         if conclusion is not None:
@@ -354,7 +359,8 @@ class RulesEncoding(Encoding):
         return None
 
     def node_texts(self, record: Record) -> list[str]:
-        raise ValueError("data.encoding=rules has no graph nodes to read thoughts against (a ProsQA analysis)")
+        raise ConfigError("data.encoding=rules has no graph nodes to read thoughts against (a ProsQA analysis)",
+                          "data.encoding")
 
 
 def graph_stage_targets(encoded: Record) -> list[list[str]]:
@@ -382,7 +388,8 @@ def augment_graph(encoded: Record, rng, shuffle: bool = True, relabel: bool = Fa
     rename = list(range(n))
     if relabel and node_ids is not None:
         if n > node_ids:
-            raise ValueError(f"config key 'data.node_ids': {node_ids} node ids, but a problem has {n} nodes")
+            raise ConfigError(f"config key 'data.node_ids': {node_ids} node ids, but a problem has {n} nodes",
+                              "data.node_ids")
         size = node_ids
         rename = rng.sample(range(node_ids), n)
     elif relabel:
@@ -504,7 +511,8 @@ def build_encoding(name: str, node_ids: int | None = None) -> Encoding:
     """The encoding ``data.encoding`` names; ``node_ids`` (``data.node_ids``) lets ``graph_edges`` refuse a
     problem with more nodes than the model has ids for (without it, no such check)."""
     if name not in ENCODINGS:
-        raise ValueError(f"config key 'data.encoding': unknown encoding {name!r} (choose from {', '.join(ENCODINGS)})")
+        raise ConfigError(f"config key 'data.encoding': unknown encoding {name!r} (choose from {', '.join(ENCODINGS)})",
+                          "data.encoding")
     if name == GraphEdgesEncoding.name:
         return GraphEdgesEncoding(node_ids)
     return ENCODINGS[name]()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..errors import UsageError
 from . import multiplication, prontoqa, prosqa
 from .records import Record
 
@@ -32,6 +33,6 @@ GENERATORS: dict[str, Generator] = {
 
 def generate(name: str, n: int, seed: int = 0, **options: Any) -> list[Record]:
     if name not in GENERATORS:
-        raise ValueError(f"unknown data set generator {name!r}; choose one of {', '.join(GENERATORS)}")
+        raise UsageError(f"unknown data set generator {name!r}; choose one of {', '.join(GENERATORS)}")
     entry = GENERATORS[name]
     return entry.generate(n, seed, entry.options(**options))

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+from ..errors import UsageError
 from .records import DataError, Record
 
 ICOT_QUESTION_SEP = "||"
@@ -45,7 +46,7 @@ def load_records(path: str | os.PathLike, format: str | None = None) -> list[Rec
     fmt = format or infer_format(path)
     readers = {"json": read_json, "jsonl": read_jsonl, "icot": read_icot}
     if fmt not in readers:
-        raise ValueError(f"unknown data format {fmt!r}; expected one of {FORMATS}")
+        raise UsageError(f"unknown data format {fmt!r}; expected one of {FORMATS}")
     return readers[fmt](path)
 
 
@@ -53,7 +54,7 @@ def save_records(records: Iterable[Record], path: str | os.PathLike, format: str
     fmt = format or infer_format(path)
     writers = {"json": write_json, "jsonl": write_jsonl, "icot": write_icot}
     if fmt not in writers:
-        raise ValueError(f"unknown data format {fmt!r}; expected one of {FORMATS}")
+        raise UsageError(f"unknown data format {fmt!r}; expected one of {FORMATS}")
     writers[fmt](records, path)
 
 
@@ -62,6 +63,8 @@ def _read_text(path: str | os.PathLike) -> str:
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError(str(path), "file", "does not exist") from None
+    except OSError as err:  # a folder, or no permission to read
+        raise DataError(str(path), "file", f"cannot be read ({err.strerror or err})") from None
     except UnicodeDecodeError as err:
         raise DataError(str(path), f"byte {err.start}", "is not valid UTF-8") from None
 
@@ -134,18 +137,18 @@ def format_icot_line(record: Record) -> str:
 def check_writable(path: str | os.PathLike, what: str, directory: bool = False) -> None:
     """Fail before any work when ``path`` (a file, or with ``directory`` a folder, to be written) cannot be:
     a file where a folder must be (or the reverse), or no permission to write in the nearest existing folder.
-    Nothing is created."""
+    Nothing is created. The :class:`~latentcot.errors.UsageError` names ``what`` (the flag or config key)."""
     path = Path(path)
     if path.exists() and path.is_dir() != directory:
         kind = "a folder" if path.is_dir() else "a file"
-        raise ValueError(f"{what} {path}: cannot be written, it is {kind}")
+        raise UsageError(f"{what} {path}: cannot be written, it is {kind}")
     probe = path if (directory and path.exists()) else path.parent
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
-        raise ValueError(f"{what} {path}: cannot be written, {probe} is a file, not a folder")
+        raise UsageError(f"{what} {path}: cannot be written, {probe} is a file, not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise ValueError(f"{what} {path}: cannot be written, no permission to write in {probe}")
+        raise UsageError(f"{what} {path}: cannot be written, no permission to write in {probe}")
 
 
 def fsync_path(path: str | os.PathLike) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from .io import format_icot_line as to_icot_line, parse_icot_line  # noqa: F401  (re-exported)
 from ..config import option
+from ..errors import UsageError
 from .records import Record
 
 __all__ = [
@@ -51,11 +52,11 @@ class MultiplicationOptions:
         for name in ("k", "k2"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
-                raise ValueError(f"MultiplicationOptions.{name} must be an int, got {value!r}")
+                raise UsageError(f"MultiplicationOptions.{name} must be an int, got {value!r}")
         if not 1 <= self.k <= MAX_DIGITS:
-            raise ValueError(f"MultiplicationOptions.k must be in 1..{MAX_DIGITS}, got {self.k}")
+            raise UsageError(f"MultiplicationOptions.k must be in 1..{MAX_DIGITS}, got {self.k}")
         if self.k2 != 0 and not 1 <= self.k2 <= MAX_DIGITS:
-            raise ValueError(
+            raise UsageError(
                 f"MultiplicationOptions.k2 must be 0 (same as k) or in 1..{MAX_DIGITS}, got {self.k2}"
             )
 
@@ -126,7 +127,7 @@ def generate(n: int, seed: int = 0, options: MultiplicationOptions | None = None
     lo_b, hi_b = 10 ** (m - 1), 10**m - 1
     space = (hi_a - lo_a + 1) * (hi_b - lo_b + 1)
     if opts.distinct and n > space:
-        raise ValueError(f"only {space} distinct {k}x{m}-digit problems exist, asked for {n}")
+        raise UsageError(f"only {space} distinct {k}x{m}-digit problems exist, asked for {n}")
     rng = random.Random(seed)
     seen: set[tuple[int, int]] = set()
     records = []

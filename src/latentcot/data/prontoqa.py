@@ -32,6 +32,7 @@ import re
 from dataclasses import dataclass
 
 from ..config import option
+from ..errors import UsageError
 from .records import Record
 
 __all__ = [
@@ -113,40 +114,40 @@ class ProntoQAOptions:
 
     def validate(self) -> None:
         if not 0.0 <= self.dead_ends <= 1.0:
-            raise ValueError(f"ProntoQAOptions.dead_ends must be in [0, 1], got {self.dead_ends!r}")
+            raise UsageError(f"ProntoQAOptions.dead_ends must be in [0, 1], got {self.dead_ends!r}")
         if not 0.0 <= self.trap_share <= 1.0:
-            raise ValueError(f"ProntoQAOptions.trap_share must be in [0, 1], got {self.trap_share!r}")
+            raise UsageError(f"ProntoQAOptions.trap_share must be in [0, 1], got {self.trap_share!r}")
         if self.trap_share < 1.0 and isinstance(self.hops, int) and self.families_needed() >= len(ADJECTIVE_FAMILIES):
-            raise ValueError(f"ProntoQAOptions.trap_share < 1 needs an adjective family to spare for d, and "
+            raise UsageError(f"ProntoQAOptions.trap_share < 1 needs an adjective family to spare for d, and "
                              f"hops={self.hops} uses all {len(ADJECTIVE_FAMILIES)}")
         if not isinstance(self.hops, int) or isinstance(self.hops, bool):
-            raise ValueError(f"ProntoQAOptions.hops must be an int, got {self.hops!r}")
+            raise UsageError(f"ProntoQAOptions.hops must be an int, got {self.hops!r}")
         if self.hops < 1:
-            raise ValueError(f"ProntoQAOptions.hops must be at least 1, got {self.hops}")
+            raise UsageError(f"ProntoQAOptions.hops must be at least 1, got {self.hops}")
         if self.families_needed() > len(ADJECTIVE_FAMILIES):
-            raise ValueError(f"ProntoQAOptions.hops={self.hops} needs {self.families_needed()} adjective families, "
+            raise UsageError(f"ProntoQAOptions.hops={self.hops} needs {self.families_needed()} adjective families, "
                              f"but there are {len(ADJECTIVE_FAMILIES)} (hops can be at most "
                              f"{(len(ADJECTIVE_FAMILIES) - 1) // 2})")
         names = self.name_list()
         if not names:
-            raise ValueError("ProntoQAOptions.names lists no name")
+            raise UsageError("ProntoQAOptions.names lists no name")
         for n in names:
             if not re.fullmatch(r"[A-Z][a-z]+", n) or n in ("Every", "Each"):
-                raise ValueError(f"ProntoQAOptions.names: {n!r} is not a capitalised single word")
+                raise UsageError(f"ProntoQAOptions.names: {n!r} is not a capitalised single word")
         concepts = self.concept_list()
         if len(set(concepts)) != len(concepts):
-            raise ValueError("ProntoQAOptions.concepts lists a word twice")
+            raise UsageError("ProntoQAOptions.concepts lists a word twice")
         for c in concepts:
             if not re.fullmatch(r"[a-z]+", c):
-                raise ValueError(f"ProntoQAOptions.concepts: {c!r} is not a lowercase word")
+                raise UsageError(f"ProntoQAOptions.concepts: {c!r} is not a lowercase word")
             if c in _ADJECTIVES:
-                raise ValueError(f"ProntoQAOptions.concepts: {c!r} is also an adjective")
+                raise UsageError(f"ProntoQAOptions.concepts: {c!r} is also an adjective")
             if _singular(_plural(c)) != c:
-                raise ValueError(f"ProntoQAOptions.concepts: the plural of {c!r} cannot be read back")
+                raise UsageError(f"ProntoQAOptions.concepts: the plural of {c!r} cannot be read back")
         if {c.capitalize() for c in concepts} & set(names):
-            raise ValueError("ProntoQAOptions: a name is also a concept word")
+            raise UsageError("ProntoQAOptions: a name is also a concept word")
         if len(concepts) < self.concepts_needed():
-            raise ValueError(f"ProntoQAOptions needs {self.concepts_needed()} concept words for hops={self.hops}, "
+            raise UsageError(f"ProntoQAOptions needs {self.concepts_needed()} concept words for hops={self.hops}, "
                              f"but only {len(concepts)} are available")
 
 

@@ -41,6 +41,7 @@ from statistics import mean
 from typing import Any, Iterable, Sequence
 
 from ..config import option
+from ..errors import UsageError
 from .graph import ASK_RE, FACT_RE, Graph, ProsQAGraph
 from .records import Record
 
@@ -121,54 +122,55 @@ class ProsQAOptions:
         try:
             return [float(part) for part in text.split(",")]
         except ValueError:
-            raise ValueError(
+            raise UsageError(
                 f"ProsQAOptions.step_weights must be comma-separated numbers, 'auto' or empty, "
                 f"got {self.step_weights!r}"
             ) from None
 
     def validate(self) -> None:
-        """Raise ValueError naming the first inconsistent option (checks the resolved values)."""
+        """Raise a UsageError (the options are flags of ``data generate``) naming the first inconsistent option
+        (checks the resolved values)."""
         for f in ("min_nodes", "max_nodes", "min_steps", "max_steps", "min_edges", "max_edges", "max_tries"):
             value = getattr(self, f)
             if not isinstance(value, int) or isinstance(value, bool):
-                raise ValueError(f"ProsQAOptions.{f} must be an int, got {value!r}")
+                raise UsageError(f"ProsQAOptions.{f} must be an int, got {value!r}")
         for f in ("parent_rate", "depth_weight", "only_a_prob", "only_b_prob", "true_first_prob"):
             value = getattr(self, f)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"ProsQAOptions.{f} must be a finite number, got {value!r}")
+                raise UsageError(f"ProsQAOptions.{f} must be a finite number, got {value!r}")
         if not isinstance(self.step_weights, str):
-            raise ValueError(f"ProsQAOptions.step_weights must be a string, got {self.step_weights!r}")
+            raise UsageError(f"ProsQAOptions.step_weights must be a string, got {self.step_weights!r}")
         for f in ("min_steps", "max_steps", "min_edges", "max_edges"):
             if getattr(self, f) < 0:
-                raise ValueError(f"ProsQAOptions.{f} must be >= 0 (0 = auto), got {getattr(self, f)}")
+                raise UsageError(f"ProsQAOptions.{f} must be >= 0 (0 = auto), got {getattr(self, f)}")
         if self.min_nodes < 5:
             # The person, one concept, the true option, the other person and its leaf.
-            raise ValueError(f"ProsQAOptions.min_nodes must be at least 5, got {self.min_nodes}")
+            raise UsageError(f"ProsQAOptions.min_nodes must be at least 5, got {self.min_nodes}")
         if self.max_nodes < self.min_nodes:
-            raise ValueError(
+            raise UsageError(
                 f"ProsQAOptions.max_nodes ({self.max_nodes}) is below min_nodes ({self.min_nodes})"
             )
         if self.max_nodes - 2 > len(CONCEPTS):
-            raise ValueError(
+            raise UsageError(
                 f"ProsQAOptions.max_nodes is {self.max_nodes}, but there are only {len(CONCEPTS)} "
                 f"concept names; use at most {len(CONCEPTS) + 2}"
             )
         r = self.resolved()
         if r.min_steps < 1 or r.max_steps < r.min_steps:
-            raise ValueError(
+            raise UsageError(
                 f"ProsQAOptions needs 1 <= min_steps <= max_steps, got {r.min_steps}..{r.max_steps}"
             )
         if r.max_steps + 3 > self.max_nodes:
-            raise ValueError(
+            raise UsageError(
                 f"ProsQAOptions.max_steps is {r.max_steps}, which needs at least {r.max_steps + 3} "
                 f"nodes, but max_nodes is {self.max_nodes}"
             )
         if r.max_edges < r.min_edges:
-            raise ValueError(
+            raise UsageError(
                 f"ProsQAOptions.max_edges ({r.max_edges}) is below min_edges ({r.min_edges})"
             )
         if r.max_edges < r.min_steps + 1:
-            raise ValueError(
+            raise UsageError(
                 f"ProsQAOptions.max_edges ({r.max_edges}) cannot hold a {r.min_steps}-step proof "
                 "and the false option's edge"
             )
@@ -176,29 +178,29 @@ class ProsQAOptions:
         if weights is not None:
             span = r.max_steps - r.min_steps + 1
             if len(weights) != span:
-                raise ValueError(
+                raise UsageError(
                     f"ProsQAOptions.step_weights has {len(weights)} values, but steps "
                     f"{r.min_steps}..{r.max_steps} need {span} (or 'auto' / empty)"
                 )
             if any(w < 0 or not math.isfinite(w) for w in weights) or sum(weights) <= 0:
-                raise ValueError(
+                raise UsageError(
                     f"ProsQAOptions.step_weights must be non-negative with a positive sum, "
                     f"got {self.step_weights!r}"
                 )
         if not self.parent_rate > 0:
-            raise ValueError(f"ProsQAOptions.parent_rate must be positive, got {self.parent_rate}")
+            raise UsageError(f"ProsQAOptions.parent_rate must be positive, got {self.parent_rate}")
         if not self.depth_weight >= 0:
-            raise ValueError(f"ProsQAOptions.depth_weight must be >= 0, got {self.depth_weight}")
+            raise UsageError(f"ProsQAOptions.depth_weight must be >= 0, got {self.depth_weight}")
         if not (0 < self.only_a_prob and 0 < self.only_b_prob and self.only_a_prob + self.only_b_prob <= 1):
             # Without nodes on each person's own side no leaf separates the two.
-            raise ValueError(
+            raise UsageError(
                 "ProsQAOptions.only_a_prob and only_b_prob must be positive with a sum of at most 1, "
                 f"got {self.only_a_prob} and {self.only_b_prob}"
             )
         if not 0 <= self.true_first_prob <= 1:
-            raise ValueError(f"ProsQAOptions.true_first_prob must be in [0, 1], got {self.true_first_prob}")
+            raise UsageError(f"ProsQAOptions.true_first_prob must be in [0, 1], got {self.true_first_prob}")
         if self.max_tries < 1:
-            raise ValueError(f"ProsQAOptions.max_tries must be positive, got {self.max_tries}")
+            raise UsageError(f"ProsQAOptions.max_tries must be positive, got {self.max_tries}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -359,7 +361,7 @@ def generate(n: int, seed: int = 0, options: ProsQAOptions | None = None) -> lis
                 break
         else:
             wanted = f"{want} steps" if want is not None else f"{opts.min_steps}..{opts.max_steps} steps"
-            raise ValueError(
+            raise UsageError(
                 f"no graph with {wanted}, {opts.min_nodes}..{opts.max_nodes} nodes and "
                 f"{opts.min_edges}..{opts.max_edges} edges in {opts.max_tries} tries; "
                 "loosen the step, node or edge limits"

@@ -5,20 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import DataError  # re-exported: DataError was defined here
+
 REQUIRED_FIELDS = ("question", "steps", "answer")
-
-
-class DataError(ValueError):
-    """Malformed input data. The message names the file, the record (or line) and the field."""
-
-    def __init__(self, source: str, where: str, message: str, field: str | None = None):
-        self.source = source
-        self.where = where
-        self.field = field
-        location = f"{source}: {where}"
-        if field is not None:
-            location += f": field '{field}'"
-        super().__init__(f"{location}: {message}")
 
 
 @dataclass

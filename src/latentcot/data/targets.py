@@ -13,6 +13,7 @@ answer tokens after them.
 
 from __future__ import annotations
 
+from ..errors import ConfigError
 from .graph import reachable_sets
 from .records import Record
 
@@ -34,12 +35,13 @@ def thought_target_texts(encoded: Record, kind: str, hops: int) -> list[list[str
         # concept the hop reaches is its last word
         concepts = [[" " + step.split()[-1]] for step in encoded.steps if len(step.split()) == 2]
         return (concepts + [[] for _ in range(hops)])[:hops]
-    raise ValueError(f"config key 'method.thought_targets': unknown kind {kind!r} "
-                     f"(choose from {', '.join(THOUGHT_TARGET_KINDS)})")
+    raise ConfigError(f"config key 'method.thought_targets': unknown kind {kind!r} "
+                      f"(choose from {', '.join(THOUGHT_TARGET_KINDS)})", "method.thought_targets")
 
 
 def check_target_encoding(kind: str, encoding: str) -> None:
     """One clear error when a target kind cannot be read from the run's encoding."""
     if kind != "none" and encoding not in TARGET_ENCODINGS[kind]:
-        raise ValueError(f"config key 'method.thought_targets': {kind} reads its targets from "
-                         f"data.encoding={' or '.join(TARGET_ENCODINGS[kind])}, got data.encoding={encoding}")
+        raise ConfigError(f"config key 'method.thought_targets': {kind} reads its targets from "
+                          f"data.encoding={' or '.join(TARGET_ENCODINGS[kind])}, got data.encoding={encoding}",
+                          "method.thought_targets")

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
 from ..data.io import check_writable
 from ..inference.loading import load_run
+from ..errors import UsageError
+
+log = logging.getLogger(__name__)
 
 
 def _check_vocabulary(tokenizer, encoding, records, source: str, refuse: bool) -> None:
@@ -27,11 +31,11 @@ def _check_vocabulary(tokenizer, encoding, records, source: str, refuse: bool) -
     words = sorted(unknown, key=lambda w: (-unknown[w], w))
     shown = ", ".join(repr(w) for w in words[:8]) + (f" and {len(words) - 8} more" if len(words) > 8 else "")
     if refuse:
-        raise ValueError(f"--question: words the run's tokenizer never saw: {shown} (each would be read as "
+        raise UsageError(f"--question: words the run's tokenizer never saw: {shown} (each would be read as "
                          f"{tokenizer.unk_token}); use the training data's words")
     affected = sum(1 for r in encoded if unknown_words(tokenizer, [r.question]))
-    print(f"warning: {source}: {affected} of {len(records)} problems hold words the run's tokenizer never saw, "
-          f"read as {tokenizer.unk_token}: {shown}", file=sys.stderr)
+    log.warning(f"warning: {source}: {affected} of {len(records)} problems hold words the run's tokenizer never saw, "
+                f"read as {tokenizer.unk_token}: {shown}")
 
 
 def thought_count(text: str | None, flag: str = "--n-thoughts") -> int | str | None:
@@ -41,9 +45,9 @@ def thought_count(text: str | None, flag: str = "--n-thoughts") -> int | str | N
     try:
         value = int(text)
     except ValueError:
-        raise ValueError(f"{flag}: expected a count or 'auto', got {text!r}") from None
+        raise UsageError(f"{flag}: expected a count or 'auto', got {text!r}") from None
     if value < 0:
-        raise ValueError(f"{flag} must be at least 0 (or 'auto'), got {value}")
+        raise UsageError(f"{flag} must be at least 0 (or 'auto'), got {value}")
     return value
 
 
@@ -51,7 +55,7 @@ def halt_threshold(value: float | None) -> float | None:
     """A ``--halt-threshold`` value: the stop probability for this call (passed to ``evaluate``; the run's
     ``method.halt_threshold`` stays as the run saved it), or None for the run's own."""
     if value is not None and not 0.0 <= value <= 1.0:
-        raise ValueError(f"--halt-threshold must be a probability in [0, 1], got {value}")
+        raise UsageError(f"--halt-threshold must be a probability in [0, 1], got {value}")
     return value
 
 
@@ -60,15 +64,14 @@ def _add_latent_text(method, rows: list[dict]) -> None:
     for row in rows:
         decoded = method.latent_text(row["generated"], row["question"])
         if decoded is None:
-            raise ValueError(f"--show-latent: method {method.name!r} writes no latent codes")
+            raise UsageError(f"--show-latent: method {method.name!r} writes no latent codes")
         row["latent_text"] = decoded
 
 
 def _warn_unmapped(result, source: str) -> None:
     if result.unmapped_outputs:
-        print(f"warning: {source}: {result.unmapped_outputs} of {result.n_problems} outputs hold pieces that name "
-              "nothing in their question (each row lists them under 'unmapped', shown as <unmapped: ...>)",
-              file=sys.stderr)
+        log.warning(f"warning: {source}: {result.unmapped_outputs} of {result.n_problems} outputs hold pieces that name "
+                    "nothing in their question (each row lists them under 'unmapped', shown as <unmapped: ...>)")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -79,16 +82,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     for flag, value in (("--batch-size", args.batch_size), ("--max-new-tokens", args.max_new_tokens)):
         if value is not None and value < 1:
-            raise ValueError(f"{flag} must be at least 1, got {value}")
+            raise UsageError(f"{flag} must be at least 1, got {value}")
     args.n_thoughts = thought_count(args.n_thoughts)
     threshold = halt_threshold(args.halt_threshold)
     if args.question is not None and not args.question.strip():
-        raise ValueError("--question is empty: give the question text")
+        raise UsageError("--question is empty: give the question text")
     if args.out:
         check_writable(args.out, "--out")
     records = [Record(args.question, [], "")] if args.question is not None else load_records(args.data)
     if not records:
-        raise ValueError(f"{args.data}: no problems")
+        raise UsageError(f"{args.data}: no problems")
     cfg, model, tokenizer, method = load_run(args.run_dir)
     _check_vocabulary(tokenizer, run_encoding(cfg.data), records, args.data or "--question",
                       refuse=args.question is not None)
@@ -109,15 +112,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
         row = result.rows[0]
         print(row.get("latent_text", row["generated"]))
         if row.get("unmapped"):
-            print(f"warning: the model wrote {', '.join(repr(u) for u in row['unmapped'])}, which names nothing in "
-                  f"the question (data.encoding={cfg.data.encoding}); shown as <unmapped: ...>", file=sys.stderr)
+            log.warning(f"warning: the model wrote {', '.join(repr(u) for u in row['unmapped'])}, which names nothing in "
+                        f"the question (data.encoding={cfg.data.encoding}); shown as <unmapped: ...>")
         print(f"[{row['n_thoughts']} thoughts, {row['generated_tokens']} generated tokens, "
               f"{row['forward_passes']} forward passes, {row['seconds']:.3f} s]", file=sys.stderr)
     else:
         print(json.dumps(result.summary()))
         _warn_unmapped(result, args.data)
     if args.out:
-        print(f"wrote {len(result.rows)} generations to {args.out}", file=sys.stderr)
+        log.info(f"wrote {len(result.rows)} generations to {args.out}")
     return 0
 
 
@@ -129,7 +132,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ..runtime import autocast_for, pick_device
 
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     args.n_thoughts = thought_count(args.n_thoughts)
     threshold = halt_threshold(args.halt_threshold)
     k = "" if args.n_thoughts is None else f"_k{args.n_thoughts}"
@@ -139,7 +142,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.max_problems:
         records = records[:args.max_problems]
     if not records:
-        raise ValueError(f"{args.data}: no problems")
+        raise UsageError(f"{args.data}: no problems")
     checkpoint = resolve_run(args.run_dir)
     cfg, model, tokenizer, method = load_run(checkpoint)
     _check_vocabulary(tokenizer, run_encoding(cfg.data), records, args.data, refuse=False)
@@ -157,7 +160,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     atomic_write(out.with_suffix(".summary.json"), json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary))
     _warn_unmapped(result, args.data)
-    print(f"wrote {len(result.rows)} per-problem rows to {out}", file=sys.stderr)
+    log.info(f"wrote {len(result.rows)} per-problem rows to {out}")
     return 0
 
 

@@ -46,6 +46,7 @@ from ..models.continuous import cache_argument, collate, position_ids, returned_
 from ..models.projection import feedback
 from ..models.halting import require_halting_head, stop_probability
 from ..progress import progress_bar
+from ..errors import UsageError
 
 
 @dataclass
@@ -80,7 +81,7 @@ def wants_auto(method: Method, n_thoughts: int | str | None) -> bool:
         return isinstance(method, ContinuousThoughts) and method.cfg.inference_thoughts == AUTO
     if isinstance(n_thoughts, str):
         if n_thoughts != AUTO:
-            raise ValueError(f"n_thoughts must be a count or {AUTO!r}, got {n_thoughts!r}")
+            raise UsageError(f"n_thoughts must be a count or {AUTO!r}, got {n_thoughts!r}")
         continuous_thoughts(method, f"n_thoughts {AUTO!r}")
         return True
     return False
@@ -91,7 +92,7 @@ def _halt_threshold(method: Method, halt_threshold: float | None) -> float:
     if halt_threshold is None:
         return method.cfg.halt_threshold
     if not 0.0 <= halt_threshold <= 1.0:
-        raise ValueError(f"halt_threshold must be a probability in [0, 1], got {halt_threshold}")
+        raise UsageError(f"halt_threshold must be a probability in [0, 1], got {halt_threshold}")
     return halt_threshold
 
 
@@ -103,9 +104,9 @@ def _resolve_limits(method: Method, n_thoughts: int | str | None, max_new_tokens
         n = method.default_thoughts() if n_thoughts is None else n_thoughts
     limit = method.cfg.max_new_tokens if max_new_tokens is None else max_new_tokens
     if n < 0:
-        raise ValueError(f"n_thoughts must be >= 0, got {n}")
+        raise UsageError(f"n_thoughts must be >= 0, got {n}")
     if limit < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {limit}")
+        raise UsageError(f"max_new_tokens must be >= 1, got {limit}")
     return n, limit
 
 
@@ -130,11 +131,11 @@ def _fit_to_context(model: PreTrainedModel, examples: Sequence[Example], n_thoug
     longest = max(len(e.input_ids) for e in examples)
     thoughts = f" ({n_thoughts} thoughts included)" if any(e.n_thoughts for e in examples) else ""
     if longest >= context:
-        raise ValueError(f"the longest prompt is {longest} tokens{thoughts}, but the model holds at most {context} "
+        raise UsageError(f"the longest prompt is {longest} tokens{thoughts}, but the model holds at most {context} "
                          f"positions (its n_positions): nothing could be generated; use fewer thoughts")
     if longest + limit > context:
         if limit_given:
-            raise ValueError(f"max_new_tokens {limit} after the longest prompt of {longest} tokens{thoughts} needs "
+            raise UsageError(f"max_new_tokens {limit} after the longest prompt of {longest} tokens{thoughts} needs "
                              f"{longest + limit} positions; the model holds at most {context} "
                              f"(at most {context - longest} new tokens fit)")
         return context - longest
@@ -266,7 +267,7 @@ def generate(model: PreTrainedModel, tokenizer, method: Method, records: Sequenc
     batch holds similar lengths (less padding); results come back in input order.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise UsageError(f"batch_size must be >= 1, got {batch_size}")
     n, limit = _resolve_limits(method, n_thoughts, max_new_tokens)
     threshold = _halt_threshold(method, halt_threshold)
     if not records:

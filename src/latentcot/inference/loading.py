@@ -11,6 +11,7 @@ def load_run(run_dir: str | Path):
     The config is the one the run saved, as it saved it (:func:`~latentcot.config.load_run_config`); paths
     in it relative to the directory (an export's bundled VQ-VAE) are resolved by the method."""
     from ..config import load_run_config
+    from ..errors import MissingFileError
     from ..methods import build_method
     from ..models import load_checkpoint_model
     from ..runs import resolve_run
@@ -18,7 +19,7 @@ def load_run(run_dir: str | Path):
     directory = resolve_run(run_dir)
     config_path = directory / "config.yaml"
     if not config_path.exists():
-        raise FileNotFoundError(f"{directory}: no config.yaml (is this a saved run directory?)")
+        raise MissingFileError(f"{directory}: no config.yaml (is this a saved run directory?)")
     cfg = load_run_config(config_path)
     model, tokenizer = load_checkpoint_model(directory, cfg.model.dtype)
     return cfg, model, tokenizer, build_method(cfg.method, tokenizer, run_dir=directory)

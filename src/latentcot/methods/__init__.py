@@ -12,6 +12,7 @@ from .codi import CODI, PCCoT
 from .cot import CoT, NoCoT
 from .icot import ICoT
 from .pause import Pause
+from ..errors import ConfigError
 
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
@@ -26,7 +27,7 @@ def method_class(name: str) -> type[Method]:
 
         close = difflib.get_close_matches(name, list(METHODS), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"config key 'method.name': unknown method {name!r}{hint} "
+        raise ConfigError(f"config key 'method.name': unknown method {name!r}{hint} "
                          f"(choose from {', '.join(METHODS)})")
     return METHODS[name]
 

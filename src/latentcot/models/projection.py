@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import CheckpointError
+
 CONFIG_KEY = "latentcot_latent_projection"
 MODULE_NAME = "latent_projection"
 
@@ -178,8 +180,8 @@ def load_prefixed_weights(module: nn.Module, directory: str | Path, prefix: str)
                     state[key[len(prefix):]] = handle.get_tensor(key)
     missing = set(module.state_dict()) - set(state)
     if missing:
-        raise ValueError(f"{directory}: config.json records {prefix[:-1]} but the weights lack "
-                         f"{', '.join(sorted(prefix + k for k in missing))}")
+        raise CheckpointError(f"{directory}: config.json records {prefix[:-1]} but the weights lack "
+                              f"{', '.join(sorted(prefix + k for k in missing))}")
     module.load_state_dict(state)
 
 

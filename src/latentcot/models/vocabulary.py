@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ..errors import ConfigError
+
 
 def resize_for_tokenizer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                          init_from: str | None = None) -> list[int]:
@@ -21,7 +23,8 @@ def resize_for_tokenizer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerB
     source_token = init_from or tokenizer.eos_token
     source_id = tokenizer.convert_tokens_to_ids(source_token)
     if source_id is None or source_id == tokenizer.unk_token_id and source_token != tokenizer.unk_token:
-        raise ValueError(f"model.init_new_tokens_from: token {source_token!r} is not in the vocabulary")
+        raise ConfigError(f"model.init_new_tokens_from: token {source_token!r} is not in the vocabulary",
+                          "model.init_new_tokens_from")
     model.resize_token_embeddings(new, mean_resizing=False)
     new_ids = list(range(old, new))
     with torch.no_grad():

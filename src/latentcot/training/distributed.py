@@ -14,6 +14,8 @@ import torch
 import torch.distributed as dist
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
+from ..errors import ConfigError
+
 BUCKET_BYTES = 25 * 1024 * 1024
 
 
@@ -89,7 +91,7 @@ def shard_blocks(model: torch.nn.Module, device: torch.device, info: DistInfo) -
     names = set(getattr(model, "_no_split_modules", None) or [])
     blocks = [m for m in model.modules() if type(m).__name__ in names]
     if not blocks:
-        raise ValueError(f"train.fsdp: cannot find the transformer blocks of {type(model).__name__}")
+        raise ConfigError(f"train.fsdp: cannot find the transformer blocks of {type(model).__name__}", "train.fsdp")
     mesh = init_device_mesh(device.type, (info.world_size,))
     for block in blocks:
         fully_shard(block, mesh=mesh)

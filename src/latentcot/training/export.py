@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..data.io import atomic_directory, atomic_write, check_writable
+from ..errors import CheckpointError, UsageError
+
+log = logging.getLogger(__name__)
 
 KEPT_FILES = ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
               "tokenizer_config.json", "special_tokens_map.json", "config.yaml")
@@ -93,7 +96,7 @@ def export_model(run: str | Path, out: str | Path) -> Path:
             if (checkpoint / name).exists():
                 shutil.copy2(checkpoint / name, tmp / name)
         if not (tmp / "model.safetensors").exists():
-            raise FileNotFoundError(f"{checkpoint}: no model.safetensors to export")
+            raise CheckpointError(f"{checkpoint}: no model.safetensors to export")
         _bundle_vqvae(checkpoint, tmp)
         _materialise_pairs(checkpoint, tmp)
         _portable_config(tmp / "config.yaml")
@@ -129,7 +132,7 @@ def _materialise_pairs(checkpoint: Path, out: Path) -> None:
         (plain.get_input_embeddings(), model.get_input_embeddings()),
         (plain.get_output_embeddings(), model.get_output_embeddings())))
     if not same:
-        raise ValueError(f"export: {type(model).__name__} does not keep untied input and output embeddings "
+        raise UsageError(f"export: {type(model).__name__} does not keep untied input and output embeddings "
                          "through save and load, so a data.encoding=graph_edges run of it cannot be exported")
 
 
@@ -244,7 +247,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         atomic_write(out / "eval_summary.json", json.dumps({"data": portable_path(args.eval_data), **summary}, indent=2) + "\n")
         print(json.dumps(summary))
     atomic_write(out / "README.md", model_card(out, summary, args.eval_data, args.notes, args.batch_size))
-    print(f"exported {args.run_dir} to {out}", file=sys.stderr)
+    log.info(f"exported {args.run_dir} to {out}")
     return 0
 
 

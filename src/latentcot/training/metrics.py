@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..errors import DataError, PackageError
+
 
 class MetricsLog:
     def __init__(self, path: str | Path, enabled: bool = True, tensorboard_dir: str | Path | None = None):
@@ -18,7 +20,7 @@ class MetricsLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as err:
-                raise RuntimeError("train.tensorboard=true needs the tensorboard extra: "
+                raise PackageError("train.tensorboard=true needs the tensorboard extra: "
                                    "pip install -e '.[tensorboard]'") from err
             self.writer = SummaryWriter(str(tensorboard_dir))
 
@@ -67,7 +69,7 @@ def _rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
         except json.JSONDecodeError as err:
             if number == len(lines):
                 break
-            raise ValueError(f"{path}: line {number}: not JSON ({err.msg})") from None
+            raise DataError(str(path), f"line {number}", f"not JSON ({err.msg})") from None
     return rows
 
 

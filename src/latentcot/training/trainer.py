@@ -6,8 +6,8 @@ trainer only batches :class:`~latentcot.methods.Example` objects and minimises t
 
 from __future__ import annotations
 
+import logging
 import random
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,9 @@ from ..tokenization import METHOD_TOKENS, add_method_tokens
 from . import checkpoint as ckpt
 from .distributed import barrier, clip_grad_norm, is_sharded, setup, shard_blocks, sum_gradients
 from .metrics import MetricsLog
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -84,11 +87,11 @@ class Trainer:
         self.method.prepare_model(self.model, resuming=resume_from is not None)
         self.method.build_side_modules(self.model, resume_from)
         if self.sharded and self.method.side_modules:
-            raise ValueError(f"config key 'train.fsdp': method {self.method.name!r} trains modules beside the model "
+            raise ConfigError(f"config key 'train.fsdp': method {self.method.name!r} trains modules beside the model "
                              f"({', '.join(self.method.side_modules)}), which FSDP would not shard; use DDP")
         self.augmenting = cfg.data.shuffle_graph or cfg.data.relabelling()
         if self.augmenting and not self.method.records_can_change:
-            raise ValueError(f"config keys 'data.shuffle_graph'/'data.relabel_nodes': method {self.method.name!r} "
+            raise ConfigError(f"config keys 'data.shuffle_graph'/'data.relabel_nodes': method {self.method.name!r} "
                              "prepares each problem's steps once (its VQ-VAE codes), so they cannot be rewritten "
                              "every epoch")
         self.train_tokens: list[TokenizedRecord] = self.method.prepare(
@@ -111,37 +114,19 @@ class Trainer:
     @staticmethod
     def _load(path: str, key: str) -> list[Record]:
         if not path:
-            raise ValueError(f"config key '{key}' is empty: give a problem file")
+            raise ConfigError(f"config key '{key}' is empty: give a problem file")
         records = load_records(path)
         if not records:
-            raise ValueError(f"{path} (config key '{key}'): no problems")
+            raise ConfigError(f"{path} (config key '{key}'): no problems")
         return records
 
     def _check_batching(self) -> None:
         t = self.cfg.train
         if t.batch_size % self.dist.world_size:
-            raise ValueError(f"config key 'train.batch_size': {t.batch_size} does not split over "
+            raise ConfigError(f"config key 'train.batch_size': {t.batch_size} does not split over "
                              f"{self.dist.world_size} processes")
-        if t.micro_batch_size < 0 or t.batch_size <= 0:
-            raise ValueError("config keys 'train.batch_size' and 'train.micro_batch_size' must be positive")
-        if not t.lr > 0:
-            raise ValueError(f"config key 'train.lr': must be positive, got {t.lr}")
-        for key in ("epochs", "schedule_epochs", "weight_decay", "grad_clip", "warmup_steps"):
-            if getattr(t, key) < 0:
-                raise ValueError(f"config key 'train.{key}': must be at least 0, got {getattr(t, key)}")
-        if t.schedule_epochs and t.schedule_epochs < t.epochs:
-            raise ValueError(f"config key 'train.schedule_epochs': {t.schedule_epochs} is shorter than "
-                             f"train.epochs={t.epochs}; the schedule must span the whole run (0 = train.epochs)")
-        if len(t.adam_betas) != 2 or not all(0 <= b < 1 for b in t.adam_betas):
-            raise ValueError(f"config key 'train.adam_betas': expected two values in [0, 1), got {t.adam_betas}")
         d = self.cfg.data
-        for key, on in (("data.shuffle_graph", d.shuffle_graph), ("data.relabel_nodes", d.relabel_nodes is True)):
-            if on and d.encoding not in ("graph", "graph_edges"):
-                raise ValueError(f"config key '{key}': needs data.encoding=graph or graph_edges (problems that carry "
-                                 f"a graph), got data.encoding={d.encoding}")
         if d.encoding == "graph_edges":
-            if d.node_ids < 1:
-                raise ValueError(f"config key 'data.node_ids': must be at least 1, got {d.node_ids}")
             # every problem's nodes must have ids among the model's data.node_ids: one error naming the
             # file and the record, before a model is built
             edges = GraphEdgesEncoding(d.node_ids)
@@ -165,7 +150,7 @@ class Trainer:
             for record in longest:
                 length = self.method.train_example(record, epoch, rng).positions_needed
                 if length > context:
-                    raise ValueError(f"config key 'model.n_positions': the model holds {context} positions, but "
+                    raise ConfigError(f"config key 'model.n_positions': the model holds {context} positions, but "
                                      f"training problems take up to {length} tokens (epoch {epoch + 1}); raise it")
 
     def _checkpoint_to_resume(self) -> ckpt.Resumable | None:
@@ -192,9 +177,9 @@ class Trainer:
         if self.dist.is_main:
             for path, reason in bad:
                 aside = ckpt.quarantine(path)
-                print(f"warning: skipping checkpoint {path.name}: {reason}; moved aside to {aside}", file=sys.stderr)
+                log.warning(f"warning: skipping checkpoint {path.name}: {reason}; moved aside to {aside}")
             if bad:
-                print(f"resuming from the newest checkpoint that loads: {chosen.path}", file=sys.stderr)
+                log.info(f"resuming from the newest checkpoint that loads: {chosen.path}")
         barrier(self.dist)
         return chosen
 
@@ -223,8 +208,7 @@ class Trainer:
             prepare_pair_model(model, tokenizer, cfg.data.node_ids,
                                where=f"the tokenizer of {resume_from or cfg.train.init_from or 'this run'}")
         elif pair_embedding(model) is not None:
-            print(f"note: {cfg.train.init_from}: its pair embedding is dropped (data.encoding is not graph_edges)",
-                  file=sys.stderr)
+            log.warning(f"note: {cfg.train.init_from}: its pair embedding is dropped (data.encoding is not graph_edges)")
             detach_pair_embedding(model)
         return model.to(self.device), tokenizer
 
@@ -261,7 +245,7 @@ class Trainer:
         self.metrics.truncate_after_step(self.state.step)
         if self.dist.is_main:
             inside = f", batch {self.state.batch} of epoch {self.state.epoch + 1}" if self.state.batch else ""
-            print(f"resumed from {latest} (epoch {self.state.epoch}, step {self.state.step}{inside})")
+            log.info(f"resumed from {latest} (epoch {self.state.epoch}, step {self.state.step}{inside})")
 
     def _full_state(self) -> tuple[dict | None, dict]:
         """Model and optimizer state to save; under FSDP every process takes part in gathering them."""
@@ -500,7 +484,7 @@ class Trainer:
             self.state.epoch = epoch + 1
             self.save(epoch, summary)
             if self.dist.is_main:
-                print(" ".join(f"{k}={v}" for k, v in summary.items()), flush=True)
+                log.info(" ".join(f"{k}={v}" for k, v in summary.items()))
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self, epoch)
             if epoch + 1 < self.cfg.train.epochs and self._stop_requested():

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+
+log = logging.getLogger(__name__)
 
 
 def cmd_vqvae_train(args: argparse.Namespace) -> int:
@@ -18,7 +21,7 @@ def cmd_vqvae_train(args: argparse.Namespace) -> int:
     state = json.loads((path / "state.json").read_text())
     if state.get("history"):
         print(json.dumps(state["history"][-1]))
-    print(f"saved VQ-VAE to {path}")
+    log.info(f"saved VQ-VAE to {path}")
     return 0
 
 
@@ -27,15 +30,16 @@ def cmd_vqvae_eval(args: argparse.Namespace) -> int:
 
     from ..data.encodings import build_encoding
     from ..data.io import atomic_write, load_records
+    from ..errors import UsageError
     from ..runtime import pick_device
     from .io import load_vqvae, vqvae_encoding
     from .train import evaluate_vqvae
 
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     records = load_records(args.data)
     if not records:
-        raise ValueError(f"{args.data}: no problems")
+        raise UsageError(f"{args.data}: no problems")
     model, tokenizer = load_vqvae(args.run, pick_device(args.device))
     records = build_encoding(vqvae_encoding(args.run)).encode_all(records, args.data)
     result = evaluate_vqvae(model, records, tokenizer, args.batch_size, progress=True)
@@ -43,7 +47,7 @@ def cmd_vqvae_eval(args: argparse.Namespace) -> int:
     print(text)
     if args.out:
         atomic_write(args.out, json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.out}", file=sys.stderr)
+        log.info(f"wrote {args.out}")
     return 0
 
 

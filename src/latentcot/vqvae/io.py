@@ -15,6 +15,7 @@ import torch
 from ..config import save_config
 from ..data.io import atomic_directory
 from ..data.records import Record
+from ..errors import CheckpointError, ConfigError, MissingFileError, UserError, is_load_failure
 from ..runs import STATE_FILE, latest_checkpoint
 from ..runtime import rng_state
 from ..tokenization import METHOD_TOKENS, add_method_tokens, build_tokenizer, load_tokenizer, tokenize_record
@@ -33,13 +34,13 @@ def vqvae_tokenizer(cfg: VQVAEConfig, records: Sequence[Record]):
     VQ-VAE's token ids are the LM's; or the saved one at ``tokenizer.path`` (an LM run directory works)."""
     t = cfg.tokenizer
     if t.path:
-        tokenizer = load_tokenizer(t.path)
+        tokenizer = build_tokenizer(t.kind, path=t.path)
     elif t.kind == "pretrained":
-        raise ValueError("the VQ-VAE cannot take a model's tokenizer by itself: set tokenizer.kind to word or "
-                         "bpe, or tokenizer.path to a saved tokenizer or an LM run directory")
+        raise ConfigError("the VQ-VAE cannot take a model's tokenizer by itself: set tokenizer.kind to word or "
+                          "bpe, or tokenizer.path to a saved tokenizer or an LM run directory", "tokenizer.kind")
     else:
         if not records:
-            raise ValueError("training a tokenizer needs data: set data.train or tokenizer.path")
+            raise ConfigError("training a tokenizer needs data: set data.train or tokenizer.path", "data.train")
         tokenizer = build_tokenizer(t.kind, records, vocab_size=t.vocab_size, min_frequency=t.min_frequency)
     add_method_tokens(tokenizer, METHOD_TOKENS)
     return tokenizer
@@ -90,7 +91,7 @@ def resolve_vqvae(path: str | Path) -> Path:
         return path
     latest = latest_checkpoint(path)
     if latest is None or not (latest / HPARAMS_FILE).exists():
-        raise FileNotFoundError(f"{path}: neither a saved VQ-VAE (no {HPARAMS_FILE}) nor a VQ-VAE run with checkpoints")
+        raise MissingFileError(f"{path}: neither a saved VQ-VAE (no {HPARAMS_FILE}) nor a VQ-VAE run with checkpoints")
     return latest
 
 
@@ -105,12 +106,22 @@ def vqvae_encoding(path: str | Path) -> str:
 
 def load_vqvae(path: str | Path, device: str | torch.device = "cpu"):
     """(model in eval mode, tokenizer) from a saved VQ-VAE or a run directory's newest checkpoint."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_model
 
     directory = resolve_vqvae(path)
-    model = VQVAE(**json.loads((directory / HPARAMS_FILE).read_text()))
-    load_model(model, str(directory / MODEL_FILE), device=str(device))
-    return model.to(device).eval(), load_tokenizer(str(directory))
+    try:
+        model = VQVAE(**json.loads((directory / HPARAMS_FILE).read_text()))
+        load_model(model, str(directory / MODEL_FILE), device=str(device))
+        tokenizer = load_tokenizer(str(directory))
+    except UserError:
+        raise
+    except Exception as err:
+        if not (is_load_failure(err) or isinstance(err, SafetensorError)):
+            raise
+        first_line = (str(err).strip() or type(err).__name__).splitlines()[0]
+        raise CheckpointError(f"{directory}: the VQ-VAE does not load: {first_line}") from err
+    return model.to(device).eval(), tokenizer
 
 
 @torch.no_grad()

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import PackageError
 from ..tokenization import TokenizedRecord
 
 INSTALL_HINT = "pip install latentcot[assorted]  (or: pip install vector-quantize-pytorch)"
@@ -32,7 +33,7 @@ def _vector_quantize_class():
     try:
         from vector_quantize_pytorch import VectorQuantize
     except ImportError as err:
-        raise RuntimeError(f"the VQ-VAE needs the 'vector-quantize-pytorch' package: {INSTALL_HINT}") from err
+        raise PackageError(f"the VQ-VAE needs the 'vector-quantize-pytorch' package: {INSTALL_HINT}") from err
     return VectorQuantize
 
 

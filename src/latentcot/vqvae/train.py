@@ -9,6 +9,7 @@ leaves a half-written checkpoint that looks complete.
 
 from __future__ import annotations
 
+import logging
 import random
 import shutil
 import time
@@ -23,6 +24,7 @@ from ..data.encodings import build_encoding
 from ..data.io import load_records
 from ..progress import progress_bar
 from ..data.records import Record
+from ..errors import ConfigError
 from ..runs import TrainingStopped
 from ..runtime import StopRequests, pick_device, seed_everything, set_rng_state
 from ..schedule import lr_at
@@ -31,6 +33,8 @@ from ..training.metrics import MetricsLog
 from .config import VQVAEConfig, validate
 from .io import build_vqvae, load_vqvae, save_vqvae, vqvae_tokenizer  # noqa: F401  (load_vqvae: public here too)
 from .model import VQVAE, ChunkExample, chunk_examples, codebook_stats, collate_chunks
+
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- evaluation
 
@@ -91,7 +95,7 @@ def evaluate_vqvae(model: VQVAE, records: Sequence[Record], tokenizer, batch_siz
 
 def _load(path: str, key: str, limit: int) -> list[Record]:
     if not path:
-        raise ValueError(f"config key '{key}' is empty: give a problem file")
+        raise ConfigError(f"config key '{key}' is empty: give a problem file", key)
     records = load_records(path)
     return records[:limit] if limit else records
 
@@ -119,8 +123,8 @@ def train_vqvae(cfg: VQVAEConfig, train_records: Sequence[Record] | None = None,
     resume_from = runs.latest_checkpoint(output_dir) if t.resume else None
     if not t.resume and runs.list_checkpoints(output_dir):
         # Mixing two runs' epoch checkpoints would let keep_checkpoints delete the new run's.
-        raise ValueError(f"{output_dir} holds checkpoints of an earlier run and train.resume is false: "
-                         "choose another output_dir or remove them")
+        raise ConfigError(f"{output_dir} holds checkpoints of an earlier run and train.resume is false: "
+                          "choose another output_dir or remove them", "train.resume")
     if resume_from is not None:
         # The checkpoint holds the vocabulary and the model's shape; the config's may have changed since.
         model, tokenizer = load_vqvae(resume_from, device)
@@ -131,7 +135,7 @@ def train_vqvae(cfg: VQVAEConfig, train_records: Sequence[Record] | None = None,
         state = {"epoch": 0, "step": 0, "history": []}
     examples = chunk_examples(tokenize_records(train_records, tokenizer), model.chunk_len)
     if not examples:
-        raise ValueError("the training problems have no reasoning steps to encode")
+        raise ConfigError("the training problems have no reasoning steps to encode", "data.train")
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     metrics = MetricsLog(output_dir / "metrics.jsonl")
 
@@ -143,7 +147,7 @@ def train_vqvae(cfg: VQVAEConfig, train_records: Sequence[Record] | None = None,
         optimizer.load_state_dict(torch.load(resume_from / "optimizer.pt", map_location=device, weights_only=False))
         set_rng_state(torch.load(resume_from / "rng.pt", weights_only=False))
         metrics.truncate_after(state["epoch"])
-        print(f"resumed from {resume_from} (epoch {state['epoch']}, step {state['step']})")
+        log.info(f"resumed from {resume_from} (epoch {state['epoch']}, step {state['step']})")
 
     output_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, output_dir / "config.yaml")
@@ -198,11 +202,11 @@ def train_vqvae(cfg: VQVAEConfig, train_records: Sequence[Record] | None = None,
             if t.keep_checkpoints > 0:
                 for old in runs.list_checkpoints(output_dir)[:-t.keep_checkpoints]:
                     shutil.rmtree(old, ignore_errors=True)
-            print(" ".join(f"{k}={v}" for k, v in summary.items()), flush=True)
+            log.info(" ".join(f"{k}={v}" for k, v in summary.items()))
             if stops.requested and epoch + 1 < t.epochs:
                 metrics.close()
                 raise TrainingStopped(stops.signal.name, latest, stops.exit_code)
     metrics.close()
     if latest is None:
-        raise ValueError(f"train.epochs={t.epochs}: nothing to train and no checkpoint in {output_dir}")
+        raise ConfigError(f"train.epochs={t.epochs}: nothing to train and no checkpoint in {output_dir}", "train.epochs")
     return latest
