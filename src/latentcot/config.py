@@ -5,8 +5,8 @@ attribute access at once. Each field carries its help text in ``metadata["help"]
 ``latentcot config show``). An unknown or mistyped key fails with the key's full dotted name and the
 closest valid key.
 
-A config is checked when it is read, before anything is built: value ranges (``MethodConfig.__post_init__``),
-and, for a run's config, that every ``method.*`` key set away from its default is one the chosen
+A config is checked when it is read, before anything is built: value ranges and keys that need one another
+(each section's ``__post_init__``: ``data``, ``train``, ``method``), and, for a run's config, that every ``method.*`` key set away from its default is one the chosen
 ``method.name`` reads (:data:`METHOD_KEYS`). A run's saved config is read back as the run wrote it
 (:func:`load_run_config`). Loaded configs are frozen: code that needs another value (an evaluation's
 halting threshold) takes it as an argument, so what a run saved is what it ran with.
