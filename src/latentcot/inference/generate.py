@@ -165,7 +165,7 @@ def _decode_text(tokenizer, ids: list[int], eos_id: int) -> str:
 
 @torch.no_grad()
 def _generate_batch(model: PreTrainedModel, method: Method, examples: Sequence[Example], max_new_tokens: int,
-                    pad_id: int, eos_id: int, device: torch.device) -> tuple[list[list[int]], int]:
+                    pad_id: int, eos_id: int, device: torch.device, edit=None) -> tuple[list[list[int]], int]:
     """Greedy token ids per row (cut after the row's EOS) and the prompt's model-call count."""
     thought_id = method.thought_id if method.continuous else None
     batch = collate(examples, pad_id, thought_id, align="end")
@@ -173,7 +173,8 @@ def _generate_batch(model: PreTrainedModel, method: Method, examples: Sequence[E
     mask = batch["attention_mask"].to(device)
     thought_mask = batch["thought_mask"].to(device) if "thought_mask" in batch else None
 
-    hidden, cache = method.forward_hidden(model, input_ids, mask, thought_mask, DynamicCache(config=model.config))[:2]
+    hidden, cache = method.forward_hidden(model, input_ids, mask, thought_mask, DynamicCache(config=model.config),
+                                          edit=edit)[:2]
     head = model.get_output_embeddings()
     logits = head(hidden[:, -1])
     prompt_calls = method.prompt_calls(thought_mask, input_ids.shape[1])
@@ -257,8 +258,11 @@ def _generate_batch_auto(model: PreTrainedModel, method: ContinuousThoughts, exa
 
 def generate(model: PreTrainedModel, tokenizer, method: Method, records: Sequence[Record], batch_size: int = 32,
              n_thoughts: int | str | None = None, max_new_tokens: int | None = None, progress: bool = False,
-             halt_threshold: float | None = None) -> list[Generation]:
+             halt_threshold: float | None = None, latent_edit=None) -> list[Generation]:
     """Greedy answers for ``records``, in their order, batched with the KV cache.
+
+    ``latent_edit(problems, j, latent)`` changes what thought j is fed in a batch of ``problems`` (their indices
+    in ``records``; ``latent`` (len(problems), 1, d)), inside the same cached pass (interventions on the latents).
 
     ``n_thoughts`` defaults to ``method.default_thoughts()`` (ignored by methods without thoughts), or is
     ``"auto"``: the halting head decides each problem's count, at most ``method.thought_cap()``.
@@ -272,6 +276,8 @@ def generate(model: PreTrainedModel, tokenizer, method: Method, records: Sequenc
     threshold = _halt_threshold(method, halt_threshold)
     if not records:
         return []
+    if latent_edit is not None and wants_auto(method, n_thoughts):
+        raise UsageError("a latent edit needs a fixed thought count, not adaptive thinking")
     device = _model_device(model)
     eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
     auto = wants_auto(method, n_thoughts)
@@ -301,7 +307,9 @@ def generate(model: PreTrainedModel, tokenizer, method: Method, records: Sequenc
                 # the prompt pass, one step per thought, the <eot> step, one per written token after the first
                 calls = [2 + k for k in counts]
             else:
-                token_lists, prompt_calls = _generate_batch(model, method, batch, limit, pad_id, eos_id, device)
+                edit = None if latent_edit is None else (
+                    lambda j, latent, rows=list(chunk): latent_edit(rows, j, latent))
+                token_lists, prompt_calls = _generate_batch(model, method, batch, limit, pad_id, eos_id, device, edit)
                 counts = [e.n_thoughts if method.continuous else 0 for e in batch]
                 calls = [prompt_calls] * len(batch)
             _sync(device)

@@ -142,11 +142,12 @@ class Method:
         return continuous.collate(examples, pad_id, self.thought_id if self.continuous else None, align)
 
     def forward_hidden(self, model, input_ids, attention_mask, thought_mask=None, cache=None,
-                       return_layers: bool = False, previous=None):
+                       return_layers: bool = False, previous=None, edit=None):
         """The pass that fills the continuous thoughts in (:func:`~latentcot.models.continuous.forward_hidden`);
-        with ``previous`` it continues a cached sequence (adaptive thinking's column-by-column steps)."""
+        with ``previous`` it continues a cached sequence (adaptive thinking's column-by-column steps); ``edit``
+        changes what each thought is fed (interventions on the latents)."""
         return continuous.forward_hidden(model, input_ids, attention_mask, thought_mask, cache, return_layers,
-                                         previous)
+                                         previous, edit)
 
     def prompt_calls(self, thought_mask, width: int) -> int:
         """Model calls :meth:`forward_hidden` makes for a prompt batch (the same for every row: thoughts share

@@ -162,11 +162,11 @@ class PCCoT(CODI):
     distill_embeddings = False
 
     def forward_hidden(self, model, input_ids, attention_mask, thought_mask=None, cache=None,
-                       return_layers: bool = False, previous=None):
+                       return_layers: bool = False, previous=None, edit=None):
         if previous is not None:
             raise ValueError("pccot computes its latents as one block; it has no column-by-column pass")
         return jacobi_forward(model, input_ids, attention_mask, thought_mask, cache, return_layers,
-                              iterations=self.cfg.jacobi_iterations)
+                              iterations=self.cfg.jacobi_iterations, edit=edit)
 
     def prompt_calls(self, thought_mask, width: int) -> int:
         """Pass 0 (question, ``<bot>``, placeholders), then one pass per iteration, the last with ``<eot>``."""

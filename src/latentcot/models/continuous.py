@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -126,6 +126,10 @@ def returned_cache(out):
 _CACHE_KEYWORD: dict[type, str] = {}
 
 
+# edit(j, latent): what thought j of the block is fed instead of ``latent`` ((batch, 1, d) each)
+LatentEdit = Callable[[int, torch.Tensor], torch.Tensor]
+
+
 class Hidden(NamedTuple):
     """What a continuous-thought pass returns: final hidden states of every position, the cache (when one is
     used) and, when asked for, every layer's states (``hidden_states`` of HuggingFace: the embedding output,
@@ -178,8 +182,12 @@ def forward_hidden(
     cache: DynamicCache | None = None,
     return_layers: bool = False,
     previous: torch.Tensor | None = None,
+    edit: LatentEdit | None = None,
 ) -> Hidden:
     """Final hidden states for every position, thoughts filled in; returns the cache when one is used.
+
+    ``edit(j, latent)`` replaces what thought j of the block (0-based) is fed, (batch, 1, d), before it is fed:
+    the hook interventions on the latents use (zero, mean, noise, swap), so that they run through this pass.
 
     ``previous`` continues a sequence the cache already holds: ``input_ids`` are the new columns only,
     ``attention_mask`` covers the cached columns and the new ones, and ``previous`` (batch, 1, d) is the final
@@ -215,7 +223,8 @@ def forward_hidden(
     for col in range(start, end):
         is_thought = thought_mask[:, col, None, None]
         sources.append(hidden[:, -1:])
-        latents.append(project(hidden[:, -1:]).to(embeds.dtype))
+        latent = project(hidden[:, -1:]).to(embeds.dtype)
+        latents.append(edit(col - start, latent) if edit is not None else latent)
         hidden = chunks.run(col, col + 1, torch.where(is_thought, latents[-1], embeds[:, col:col + 1]))
     if end < input_ids.shape[1]:
         chunks.run(end, input_ids.shape[1], embeds[:, end:])
@@ -230,6 +239,7 @@ def jacobi_forward(
     cache: DynamicCache | None = None,
     return_layers: bool = False,
     iterations: int = 3,
+    edit: LatentEdit | None = None,
 ) -> Hidden:
     """PCCoT (Wu et al. 2025): all latents updated in parallel by Jacobi iteration, instead of one at a time.
 
@@ -264,6 +274,8 @@ def jacobi_forward(
         # outputs at <bot> and at latents 0 .. n-2 become latents 0 .. n-1
         sources = torch.cat([at_bot, block[:, :-1]], dim=1)
         latents = project(sources).to(embeds.dtype)
+        if edit is not None:  # every iteration feeds latent j its edited value
+            latents = torch.cat([edit(j, latents[:, j:j + 1]) for j in range(latents.shape[1])], dim=1)
         cache.crop(start - cache.get_seq_length())  # a negative count: drop the previous pass's latent block
         if t < iterations:
             block = first.run(start, end, latents, keep=False)

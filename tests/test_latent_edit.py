@@ -1,0 +1,86 @@
+"""The hook interventions on the latents run through (issue 34's first step): ``generate(latent_edit=...)`` changes
+what a thought is fed inside the batched, cached pass. Checked against a plain no-cache recomputation."""
+
+import pytest
+import torch
+from transformers import DynamicCache
+
+from helpers import tiny_model, tiny_prosqa
+from latentcot.config import MethodConfig
+from latentcot.inference import generate
+from latentcot.methods import build_method, tokenize_record
+from latentcot.models.projection import feedback
+from latentcot.tokenization import METHOD_TOKENS
+
+
+def _setup(name="coconut", **cfg):
+    records = tiny_prosqa(5)
+    model, tok = tiny_model(records, METHOD_TOKENS, arch="llama")
+    model.eval()
+    return records, model, tok, build_method(MethodConfig(name=name, **cfg), tok)
+
+
+def _by_hand(model, method, tok, record, n, edit):
+    """One problem, no cache: each thought is fed the previous final hidden state, ``edit`` applied; returns the
+    logits after ``<eot>`` (what the first answer token is read from)."""
+    ids = method.prompt(tokenize_record(record, tok), n).input_ids
+    first = ids.index(method.thought_id)
+    embed = model.get_input_embeddings()
+    embeds = embed(torch.tensor([ids[:first]]))
+    with torch.no_grad():
+        for j in range(n):
+            state = model(inputs_embeds=embeds, output_hidden_states=True).hidden_states[-1][:, -1:]
+            embeds = torch.cat([embeds, edit(j, feedback(model)(state))], dim=1)
+        embeds = torch.cat([embeds, embed(torch.tensor([ids[first + n:]]))], dim=1)
+        return model(inputs_embeds=embeds).logits[0, -1]
+
+
+def _batched(model, method, tok, records, n, edit):
+    """The logits after ``<eot>`` of every problem, from the method's cached, batched pass with ``edit``."""
+    batch = method.collate([method.prompt(tokenize_record(r, tok), n) for r in records], tok.pad_token_id,
+                           align="end")
+    with torch.no_grad():
+        hidden = method.forward_hidden(model, batch["input_ids"], batch["attention_mask"], batch["thought_mask"],
+                                       DynamicCache(config=model.config), edit=edit).hidden
+        return model.get_output_embeddings()(hidden[:, -1])
+
+
+def test_an_identity_edit_is_the_untouched_run_bit_for_bit():
+    records, model, tok, method = _setup()
+    plain = generate(model, tok, method, records, batch_size=2, n_thoughts=3, max_new_tokens=6)
+    seen = []
+
+    def identity(rows, j, latent):
+        seen.append((tuple(rows), j))
+        return latent
+
+    edited = generate(model, tok, method, records, batch_size=2, n_thoughts=3, max_new_tokens=6, latent_edit=identity)
+    assert [g.token_ids for g in edited] == [g.token_ids for g in plain]
+    assert sorted(r for rows, j in seen if j == 0 for r in rows) == list(range(len(records)))
+    assert {j for _, j in seen} == {0, 1, 2}
+
+
+@pytest.mark.parametrize("name,cfg", [("coconut", {}), ("pccot", {"latents": 3, "jacobi_iterations": 3})])
+@pytest.mark.parametrize("where", [0, 2])
+def test_an_edit_at_one_thought_matches_a_plain_recomputation(name, cfg, where):
+    """PCCoT applies the edit in every Jacobi iteration: with as many iterations as latents it equals the
+    sequential pass, edited or not."""
+    records, model, tok, method = _setup(name, **cfg)
+    torch.manual_seed(1)
+    noise = torch.randn(model.get_input_embeddings().embedding_dim, dtype=torch.float64)
+
+    def at_where(j, latent):
+        return latent + 5 * noise if j == where else latent
+
+    got = _batched(model, method, tok, records, 3, at_where)
+    untouched = _batched(model, method, tok, records, 3, None)
+    for row, record in enumerate(records):
+        expected = _by_hand(model, method, tok, record, 3, at_where)
+        assert torch.allclose(got[row], expected, atol=1e-9)
+        assert (got[row] - untouched[row]).abs().max() > 1e-3  # the edit is felt, so the check has teeth
+
+
+def test_a_latent_edit_refuses_adaptive_thinking():
+    records, model, tok, method = _setup(halting=True)
+    with pytest.raises(ValueError, match="fixed thought count"):
+        generate(model, tok, method, records, n_thoughts="auto", latent_edit=lambda rows, j, latent: latent)
