@@ -84,3 +84,51 @@ def test_a_latent_edit_refuses_adaptive_thinking():
     records, model, tok, method = _setup(halting=True)
     with pytest.raises(ValueError, match="fixed thought count"):
         generate(model, tok, method, records, n_thoughts="auto", latent_edit=lambda rows, j, latent: latent)
+
+
+def test_captured_latents_are_what_a_no_cache_pass_feeds():
+    from latentcot.analysis.interventions import capture_latents
+
+    records, model, tok, method = _setup()
+    got = capture_latents(model, tok, method, records, 3, batch_size=2)
+    embed = model.get_input_embeddings()
+    for k, record in enumerate(records):
+        ids = method.prompt(tokenize_record(record, tok), 3).input_ids
+        columns = [c for c, t in enumerate(ids) if t == method.thought_id]
+        with torch.no_grad():
+            filled, _ = method.fill_thoughts_naive(model, embed(torch.tensor([ids])), columns)
+        assert torch.allclose(got[k], filled[0, columns], atol=1e-10)
+
+
+def test_each_intervention_feeds_what_it_names():
+    from latentcot.analysis.interventions import intervention_edit
+    from latentcot.tokenization import PAUSE
+
+    records, model, tok, _ = _setup()
+    latents = torch.randn(4, 3, 8, dtype=torch.float64)
+    fed = latents[[1, 3], 2][:, None]  # problems 1 and 3 at thought 2
+    edit = lambda kind, seed=0: intervention_edit(kind, 2, latents, model, tok, seed)  # noqa: E731
+    assert torch.equal(edit("zero")([1, 3], 1, fed), fed)  # other positions untouched
+    assert torch.equal(edit("zero")([1, 3], 2, fed), torch.zeros_like(fed))
+    assert torch.allclose(edit("mean")([1, 3], 2, fed), latents[:, 2].mean(0).expand(2, 1, 8))
+    assert torch.equal(edit("swap")([1, 3], 2, fed), latents[[2, 0], 2][:, None])
+    noise = edit("noise", seed=5)([1, 3], 2, fed)
+    assert torch.allclose(noise.norm(dim=-1), fed.norm(dim=-1)) and not torch.allclose(noise, fed)
+    assert torch.equal(noise, edit("noise", seed=5)([1, 3], 2, fed))
+    small = torch.zeros(2, 1, model.get_input_embeddings().embedding_dim, dtype=torch.float64)
+    pause = model.get_input_embeddings().weight[tok.convert_tokens_to_ids(PAUSE)]  # every vocabulary has <pause>
+    assert torch.equal(edit("pause")([1, 3], 2, small), pause.expand(2, 1, -1))
+
+
+def test_run_interventions_reports_every_position_and_refuses_a_method_without_latents():
+    from latentcot.analysis.interventions import INTERVENTIONS, run_interventions
+
+    records, model, tok, method = _setup()
+    report = run_interventions(model, tok, method, records, n_thoughts=2, batch_size=3)
+    assert list(report["by_position"]) == ["0", "1"]
+    for row in report["by_position"].values():
+        assert list(row) == list(INTERVENTIONS)
+        assert all(0 <= v["accuracy"] <= 1 and 0 <= v["flip_rate"] <= 1 for v in row.values())
+    cot = build_method(MethodConfig(name="cot"), tok)
+    with pytest.raises(ValueError, match="interventions on the latents needs a continuous-thought method"):
+        run_interventions(model, tok, cot, records)

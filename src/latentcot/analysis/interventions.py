@@ -1,0 +1,103 @@
+"""Do the latents matter? Interventions on each latent position, run through the same cached pass as generation.
+
+For each thought position i and each intervention, the problems are answered again with what thought i is fed
+replaced (:func:`latentcot.inference.generate`'s ``latent_edit``), and compared with the untouched run:
+
+* ``zero``: a zero vector;
+* ``mean``: the data set's mean latent at i (from the untouched run);
+* ``noise``: Gaussian noise with the latent's own norm (seeded);
+* ``swap``: latent i of the next problem in the file (problem k takes problem k+1's);
+* ``pause``: the embedding of a token that carries no thought (``<pause>``, else ``<bot>``);
+* ``truncate``: thinking stops after i thoughts (``n_thoughts=i``), no edit.
+
+Reported per (i, intervention): accuracy and the answer flip rate against the untouched run.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from ..data.records import Record
+from ..evaluation.metrics import extract_answer, is_correct
+from ..inference.generate import generate
+from ..methods import Method, continuous_thoughts
+from ..tokenization import BOT, PAUSE
+
+INTERVENTIONS = ("zero", "mean", "noise", "swap", "pause", "truncate")
+Edit = Callable[[list[int], int, torch.Tensor], torch.Tensor]
+
+
+def capture_latents(model, tokenizer, method: Method, records: Sequence[Record], n_thoughts: int,
+                    batch_size: int = 32) -> torch.Tensor:
+    """(problems, n_thoughts, d): what each thought of the untouched run is fed."""
+    d = model.get_input_embeddings().embedding_dim
+    store = torch.zeros(len(records), n_thoughts, d, dtype=model.get_input_embeddings().weight.dtype)
+
+    def keep(rows: list[int], j: int, latent: torch.Tensor) -> torch.Tensor:
+        store[rows, j] = latent[:, 0].detach().to(store.dtype).cpu()
+        return latent
+
+    generate(model, tokenizer, method, records, batch_size=batch_size, n_thoughts=n_thoughts, max_new_tokens=1,
+             latent_edit=keep)
+    return store
+
+
+def intervention_edit(kind: str, position: int, latents: torch.Tensor, model, tokenizer, seed: int = 0) -> Edit:
+    """The ``latent_edit`` of ``kind`` at thought ``position`` (``latents``: :func:`capture_latents`' output)."""
+    if kind not in INTERVENTIONS or kind == "truncate":
+        raise ValueError(f"no latent edit for intervention {kind!r}")
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + position)
+    vocab = tokenizer.get_vocab()
+    marker = vocab.get(PAUSE, vocab.get(BOT))
+
+    def edit(rows: list[int], j: int, latent: torch.Tensor) -> torch.Tensor:
+        if j != position:
+            return latent
+        if kind == "zero":
+            return torch.zeros_like(latent)
+        if kind == "mean":
+            return latents[:, position].mean(0).to(latent)[None, None].expand_as(latent)
+        if kind == "noise":
+            noise = torch.randn(latent.shape, generator=generator, dtype=torch.float64).to(latent)
+            return noise / noise.norm(dim=-1, keepdim=True) * latent.norm(dim=-1, keepdim=True)
+        if kind == "swap":
+            others = [(r + 1) % len(latents) for r in rows]
+            return latents[others, position][:, None].to(latent)
+        token = torch.tensor([marker], device=latent.device)
+        return model.get_input_embeddings()(token).to(latent)[None].expand_as(latent)
+
+    return edit
+
+
+def run_interventions(model, tokenizer, method: Method, records: Sequence[Record], n_thoughts: int | None = None,
+                      kinds: Sequence[str] = INTERVENTIONS, batch_size: int = 32, seed: int = 0) -> dict:
+    """Accuracy and flip rate per (thought position, intervention), and the untouched run's accuracy."""
+    thinker = continuous_thoughts(method, "interventions on the latents")
+    n = thinker.default_thoughts() if n_thoughts is None else n_thoughts
+    unknown = [k for k in kinds if k not in INTERVENTIONS]
+    if unknown:
+        raise ValueError(f"unknown interventions {unknown}; choose from {', '.join(INTERVENTIONS)}")
+
+    def answers(**kwargs) -> list[str]:
+        gens = generate(model, tokenizer, method, records, batch_size=batch_size, **kwargs)
+        return [g.text for g in gens]
+
+    base = answers(n_thoughts=n)
+    latents = capture_latents(model, tokenizer, method, records, n, batch_size)
+    table: dict[str, dict[str, dict]] = {}
+    for i in range(n):
+        row = {}
+        for kind in kinds:
+            if kind == "truncate":
+                texts = answers(n_thoughts=i)
+            else:
+                texts = answers(n_thoughts=n, latent_edit=intervention_edit(kind, i, latents, model, tokenizer, seed))
+            row[kind] = {
+                "accuracy": sum(is_correct(t, r) for t, r in zip(texts, records)) / len(records),
+                "flip_rate": sum(extract_answer(t) != extract_answer(b) for t, b in zip(texts, base)) / len(records),
+            }
+        table[str(i)] = row
+    return {"n_thoughts": n, "n_problems": len(records),
+            "accuracy": sum(is_correct(t, r) for t, r in zip(base, records)) / len(records), "by_position": table}
