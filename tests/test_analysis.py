@@ -227,3 +227,22 @@ def test_analyze_steps_cli(coconut_run, capsys):
     assert summary["accuracy"] == sum(r["correct"] for r in rows) / 6
     assert summary["chain_right"] == sum(r["chain_right"] for r in rows) / 6
     assert (out / "steps.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_analyze_interventions_cli(coconut_run, capsys):
+    from latentcot.cli import main
+
+    out = coconut_run / "interventions"
+    run, data = str(coconut_run / "coconut"), str(coconut_run / "valid.json")
+    assert main(["analyze", "interventions", run, "--data", data, "--n-thoughts", "2", "--kinds", "zero,truncate",
+                 "--out", str(out)]) == 0
+    report = json.loads((out / "interventions.json").read_text())
+    assert report["n_thoughts"] == 2 and list(report["by_position"]) == ["0", "1"]
+    assert list(report["by_position"]["0"]) == ["zero", "truncate"]
+    table = capsys.readouterr().out
+    assert table == (out / "interventions.md").read_text() and "| 2 |" in table
+    assert (out / "interventions.png").read_bytes()[:4] == b"\x89PNG"
+    for bad, message in ((["--kinds", "zero,melt"], "--kinds: unknown ['melt']"),
+                         (["--n-thoughts", "auto"], "--n-thoughts: interventions need a fixed thought count")):
+        assert main(["analyze", "interventions", run, "--data", data, "--out", str(out / "bad"), *bad]) == 2
+        assert message in capsys.readouterr().err

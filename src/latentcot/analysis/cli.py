@@ -197,6 +197,33 @@ def run_thoughts(args: argparse.Namespace) -> dict:
     return report
 
 
+def run_interventions_cli(args: argparse.Namespace) -> dict:
+    from ..data.io import atomic_write
+    from ..evaluation.cli import thought_count
+    from .interventions import INTERVENTIONS, markdown_table, plot_flip_rates, run_interventions
+
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in INTERVENTIONS]
+    if unknown or not kinds:
+        raise UsageError(f"--kinds: unknown {unknown or kinds}; choose from {', '.join(INTERVENTIONS)}")
+    k = thought_count(args.n_thoughts)
+    if k == "auto":
+        raise UsageError("--n-thoughts: interventions need a fixed thought count, not auto")
+    records, model, tokenizer, method, encoding = _load(args)
+    out = Path(args.out)
+    encoded = encoding.encode_all(records, args.data)
+    report = run_interventions(model, tokenizer, method, encoded, k, kinds, args.batch_size, args.seed)
+    report.update(run=str(args.run_dir), data=args.data, method=method.name)
+    atomic_write(out / "interventions.json", json.dumps(report, indent=2) + "\n")
+    table = markdown_table(report)
+    atomic_write(out / "interventions.md", table)
+    plot_flip_rates(report, str(out / "interventions.png"),
+                    title=f"{method.name} on {Path(args.data).name}: untouched {100 * report['accuracy']:.1f}%")
+    print(table, end="")
+    log.info(f"wrote {out}/interventions.json, interventions.md, interventions.png")
+    return report
+
+
 def _run_batch_size(run: Path) -> int:
     """Problems per optimizer step of a run, from the config it saved."""
     from ..config import load_run_config
@@ -286,6 +313,15 @@ def add_analyze_parser(subparsers) -> None:
     p.add_argument("--halt-threshold", type=float, default=None, metavar="P",
                    help="auto's stop threshold (default: the run's method.halt_threshold)")
     p.set_defaults(func=lambda a: (run_thoughts(a), 0)[1])
+
+    p = sub.add_parser("interventions", help="do the latents matter? replace each thought (zero, mean, noise, swap, "
+                                             "pause, truncate) and report accuracy and answer flip rate (PNG)")
+    common(p, "runs/analysis/interventions")
+    p.add_argument("--n-thoughts", default=None, metavar="K", help="thoughts (default: the run's)")
+    p.add_argument("--kinds", default="zero,mean,noise,swap,pause,truncate", metavar="A,B",
+                   help="interventions to run (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise intervention")
+    p.set_defaults(func=lambda a: (run_interventions_cli(a), 0)[1])
 
     p = sub.add_parser("search", help="decode continuous thoughts through the LM head: frontier-node values on "
                                       "ProsQA (PNG) and the top tokens of each thought on any data")

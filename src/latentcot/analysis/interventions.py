@@ -101,3 +101,41 @@ def run_interventions(model, tokenizer, method: Method, records: Sequence[Record
         table[str(i)] = row
     return {"n_thoughts": n, "n_problems": len(records),
             "accuracy": sum(is_correct(t, r) for t, r in zip(base, records)) / len(records), "by_position": table}
+
+
+def markdown_table(report: dict) -> str:
+    """Flip rate (accuracy) per thought position and intervention, one row per position."""
+    kinds = list(next(iter(report["by_position"].values()), {}))
+    lines = [f"untouched accuracy {100 * report['accuracy']:.1f}% ({report['n_problems']} problems, "
+             f"{report['n_thoughts']} thoughts); each cell: flip rate (accuracy)", "",
+             "| thought | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
+    for i, row in report["by_position"].items():
+        cells = [f"{100 * row[k]['flip_rate']:.1f}% ({100 * row[k]['accuracy']:.1f}%)" for k in kinds]
+        lines.append(f"| {int(i) + 1} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_flip_rates(report: dict, path: str, title: str = "") -> None:
+    """Heat map: thought position x intervention, colour = answer flip rate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    positions = list(report["by_position"])
+    kinds = list(report["by_position"][positions[0]]) if positions else []
+    values = [[report["by_position"][i][k]["flip_rate"] for k in kinds] for i in positions]
+    fig, ax = plt.subplots(figsize=(1.2 * len(kinds) + 2, 0.5 * len(positions) + 1.8))
+    image = ax.imshow(values, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(kinds)), kinds)
+    ax.set_yticks(range(len(positions)), [str(int(i) + 1) for i in positions])
+    ax.set_xlabel("intervention")
+    ax.set_ylabel("thought")
+    for y, row in enumerate(values):
+        for x, v in enumerate(row):
+            ax.text(x, y, f"{v:.2f}", ha="center", va="center", color="white" if v < 0.6 else "black", fontsize=8)
+    fig.colorbar(image, ax=ax, label="answer flip rate")
+    ax.set_title(title or f"untouched accuracy {100 * report['accuracy']:.1f}%")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
