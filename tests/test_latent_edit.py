@@ -129,6 +129,34 @@ def test_run_interventions_reports_every_position_and_refuses_a_method_without_l
     for row in report["by_position"].values():
         assert list(row) == list(INTERVENTIONS)
         assert all(0 <= v["accuracy"] <= 1 and 0 <= v["flip_rate"] <= 1 for v in row.values())
+        assert all(isinstance(v["gold_logprob_change"], float) for v in row.values())
     cot = build_method(MethodConfig(name="cot"), tok)
     with pytest.raises(ValueError, match="interventions on the latents needs a continuous-thought method"):
         run_interventions(model, tok, cot, records)
+
+
+def test_gold_log_probs_match_a_plain_recomputation_with_and_without_an_edit():
+    from latentcot.analysis.interventions import gold_log_probs
+
+    records, model, tok, method = _setup()
+    zero_at_1 = lambda rows, j, latent: torch.zeros_like(latent) if j == 1 else latent  # noqa: E731
+    for edit in (None, zero_at_1):
+        got = gold_log_probs(model, tok, method, records, 3, edit, batch_size=2)
+        embed = model.get_input_embeddings()
+        for k, record in enumerate(records):
+            t = tokenize_record(record, tok)
+            ids = method.prompt(t, 3).input_ids
+            first = ids.index(method.thought_id)
+            embeds = embed(torch.tensor([ids[:first]]))
+            with torch.no_grad():
+                for j in range(3):
+                    state = model(inputs_embeds=embeds, output_hidden_states=True).hidden_states[-1][:, -1:]
+                    fed = feedback(model)(state)
+                    embeds = torch.cat([embeds, fed if edit is None else edit([k], j, fed)], dim=1)
+                rest = ids[first + 3:] + list(t.answer)
+                embeds = torch.cat([embeds, embed(torch.tensor([rest]))], dim=1)
+                logp = torch.log_softmax(model(inputs_embeds=embeds).logits[0].double(), -1)
+            start = embeds.shape[1] - len(t.answer)  # position of the first answer token
+            expected = sum(float(logp[start - 1 + m, tok_id]) for m, tok_id in enumerate(t.answer))
+            assert got[k] == pytest.approx(expected, abs=1e-8)
+    assert gold_log_probs(model, tok, method, records, 3, zero_at_1) != gold_log_probs(model, tok, method, records, 3)

@@ -10,7 +10,8 @@ replaced (:func:`latentcot.inference.generate`'s ``latent_edit``), and compared 
 * ``pause``: the embedding of a token that carries no thought (``<pause>``, else ``<bot>``);
 * ``truncate``: thinking stops after i thoughts (``n_thoughts=i``), no edit.
 
-Reported per (i, intervention): accuracy and the answer flip rate against the untouched run.
+Reported per (i, intervention): accuracy, the answer flip rate against the untouched run, and the mean change
+in the gold answer's log-probability (teacher-forced after the intervened thoughts, :func:`gold_log_probs`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import torch
 from ..data.records import Record
 from ..evaluation.metrics import extract_answer, is_correct
 from ..inference.generate import generate
-from ..methods import Method, continuous_thoughts
+from ..examples import IGNORE_INDEX, Example
+from ..methods import Method, continuous_thoughts, tokenize_records
 from ..tokenization import BOT, PAUSE
 
 INTERVENTIONS = ("zero", "mean", "noise", "swap", "pause", "truncate")
@@ -42,6 +44,36 @@ def capture_latents(model, tokenizer, method: Method, records: Sequence[Record],
     generate(model, tokenizer, method, records, batch_size=batch_size, n_thoughts=n_thoughts, max_new_tokens=1,
              latent_edit=keep)
     return store
+
+
+def gold_log_probs(model, tokenizer, method: Method, records: Sequence[Record], n_thoughts: int,
+                   edit: Edit | None = None, batch_size: int = 32) -> list[float]:
+    """Per problem, log p(gold answer | prompt with ``n_thoughts`` thoughts, ``edit`` applied): the answer's
+    tokens (``### answer`` and the end-of-sequence token) scored after ``<eot>`` in one teacher-forced pass."""
+    tokens = tokenize_records(records, tokenizer)
+    out: list[float] = []
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for lo in range(0, len(tokens), batch_size):
+            part = tokens[lo:lo + batch_size]
+            examples = []
+            for t in part:
+                prompt = method.prompt(t, n_thoughts)
+                examples.append(Example(prompt.input_ids + list(t.answer), prompt.labels + list(t.answer),
+                                        prompt.n_thoughts, prompt.thought_start))
+            batch = {k: v.to(device) for k, v in method.collate(examples, tokenizer.pad_token_id).items()}
+            rows = list(range(lo, lo + len(part)))
+            step = None if edit is None else (lambda j, latent, rows=rows: edit(rows, j, latent))
+            hidden = method.forward_hidden(model, batch["input_ids"], batch["attention_mask"],
+                                           batch.get("thought_mask"), edit=step).hidden
+            logits = model.get_output_embeddings()(hidden[:, :-1]).double()
+            targets = batch["labels"][:, 1:]
+            picked = torch.log_softmax(logits, -1).gather(-1, targets.clamp_min(0)[..., None])[..., 0]
+            out += (picked * (targets != IGNORE_INDEX)).sum(-1).tolist()
+    model.train(was_training)
+    return out
 
 
 def intervention_edit(kind: str, position: int, latents: torch.Tensor, model, tokenizer, seed: int = 0) -> Edit:
@@ -85,6 +117,7 @@ def run_interventions(model, tokenizer, method: Method, records: Sequence[Record
         return [g.text for g in gens]
 
     base = answers(n_thoughts=n)
+    base_gold = gold_log_probs(model, tokenizer, method, records, n, None, batch_size)
     latents = capture_latents(model, tokenizer, method, records, n, batch_size)
     table: dict[str, dict[str, dict]] = {}
     for i in range(n):
@@ -92,11 +125,15 @@ def run_interventions(model, tokenizer, method: Method, records: Sequence[Record
         for kind in kinds:
             if kind == "truncate":
                 texts = answers(n_thoughts=i)
+                gold = gold_log_probs(model, tokenizer, method, records, i, None, batch_size)
             else:
-                texts = answers(n_thoughts=n, latent_edit=intervention_edit(kind, i, latents, model, tokenizer, seed))
+                edit = intervention_edit(kind, i, latents, model, tokenizer, seed)
+                texts = answers(n_thoughts=n, latent_edit=edit)
+                gold = gold_log_probs(model, tokenizer, method, records, n, edit, batch_size)
             row[kind] = {
                 "accuracy": sum(is_correct(t, r) for t, r in zip(texts, records)) / len(records),
                 "flip_rate": sum(extract_answer(t) != extract_answer(b) for t, b in zip(texts, base)) / len(records),
+                "gold_logprob_change": sum(g - b for g, b in zip(gold, base_gold)) / len(records),
             }
         table[str(i)] = row
     return {"n_thoughts": n, "n_problems": len(records),
@@ -107,10 +144,12 @@ def markdown_table(report: dict) -> str:
     """Flip rate (accuracy) per thought position and intervention, one row per position."""
     kinds = list(next(iter(report["by_position"].values()), {}))
     lines = [f"untouched accuracy {100 * report['accuracy']:.1f}% ({report['n_problems']} problems, "
-             f"{report['n_thoughts']} thoughts); each cell: flip rate (accuracy)", "",
+             f"{report['n_thoughts']} thoughts); each cell: flip rate (accuracy, mean change of the gold answer's "
+             "log-probability)", "",
              "| thought | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
     for i, row in report["by_position"].items():
-        cells = [f"{100 * row[k]['flip_rate']:.1f}% ({100 * row[k]['accuracy']:.1f}%)" for k in kinds]
+        cells = [f"{100 * row[k]['flip_rate']:.1f}% ({100 * row[k]['accuracy']:.1f}%, "
+                 f"{row[k]['gold_logprob_change']:+.2f})" for k in kinds]
         lines.append(f"| {int(i) + 1} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
