@@ -22,7 +22,7 @@ import torch
 
 from ..data.records import Record
 from ..evaluation.metrics import extract_answer, is_correct
-from ..inference.generate import generate
+from ..inference.generate import EvalMode, generate
 from ..examples import IGNORE_INDEX, Example
 from ..methods import Method, continuous_thoughts, tokenize_records
 from ..tokenization import BOT, PAUSE
@@ -53,9 +53,7 @@ def gold_log_probs(model, tokenizer, method: Method, records: Sequence[Record], 
     tokens = tokenize_records(records, tokenizer)
     out: list[float] = []
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
+    with EvalMode(model), torch.no_grad():
         for lo in range(0, len(tokens), batch_size):
             part = tokens[lo:lo + batch_size]
             examples = []
@@ -72,7 +70,6 @@ def gold_log_probs(model, tokenizer, method: Method, records: Sequence[Record], 
             targets = batch["labels"][:, 1:]
             picked = torch.log_softmax(logits, -1).gather(-1, targets.clamp_min(0)[..., None])[..., 0]
             out += (picked * (targets != IGNORE_INDEX)).sum(-1).tolist()
-    model.train(was_training)
     return out
 
 

@@ -178,6 +178,7 @@ def thought_target_exactness(model, tokenizer, method: Method, records: Sequence
     import torch
 
     from ..data.targets import thought_target_texts
+    from ..inference.generate import EvalMode
     from ..models.continuous import thought_target_logits
     from ..tokenization import tokenize_records
 
@@ -190,9 +191,7 @@ def thought_target_exactness(model, tokenizer, method: Method, records: Sequence
     per_step = method.thoughts_per_step()
     right, counted = [0] * n, [0] * n
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
+    with EvalMode(model), torch.no_grad():
         for lo in range(0, len(tokens), batch_size):
             part = tokens[lo:lo + batch_size]
             batch = method.collate([method.prompt(t, n) for t in part], tokenizer.pad_token_id, align="thoughts")
@@ -210,5 +209,4 @@ def thought_target_exactness(model, tokenizer, method: Method, records: Sequence
                     top = set(logits[row, j].topk(len(want)).indices.tolist())
                     right[j] += top == want
                     counted[j] += 1
-    model.train(was_training)
     return {f"thought{j + 1}_set_exact": round(right[j] / counted[j], 4) for j in range(n) if counted[j]}

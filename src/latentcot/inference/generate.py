@@ -142,7 +142,7 @@ def _fit_to_context(model: PreTrainedModel, examples: Sequence[Example], n_thoug
     return limit
 
 
-class _TrainingModeRestored:
+class EvalMode:
     """eval() for the duration (no dropout: greedy decoding must be deterministic), then back."""
 
     def __init__(self, model: torch.nn.Module):
@@ -296,7 +296,7 @@ def generate(model: PreTrainedModel, tokenizer, method: Method, records: Sequenc
     results: list[Generation | None] = [None] * len(records)
     if progress:
         chunks = progress_bar(chunks, desc="generate", unit="batch")
-    with _TrainingModeRestored(model):
+    with EvalMode(model):
         for chunk in chunks:
             _sync(device)
             start = time.perf_counter()
@@ -389,7 +389,7 @@ def generate_naive(model: PreTrainedModel, tokenizer, method: Method, records: S
     if progress:
         items = progress_bar(examples, desc="generate (naive)", unit="problem")
     results = []
-    with _TrainingModeRestored(model):
+    with EvalMode(model):
         for example in items:
             _sync(device)
             start = time.perf_counter()
