@@ -4,6 +4,7 @@
 import json
 import os
 import socket
+from pathlib import Path
 
 import pytest
 import torch
@@ -289,7 +290,20 @@ def _fsdp_worker(rank, world, port, cfg, records, out):
     full = get_model_state_dict(trainer.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     if rank == 0:
         torch.save({"weights": full, "history": trainer.state.history, "sharded": sharded}, out)
+    Path(f"{out}.done{rank}").touch()  # all work done; what follows is tearing the process group down
     shutdown()
+
+
+def _spawn_past_teardown_abort(worker, args, out: str, world: int = 2) -> None:
+    """torch.multiprocessing.spawn, except that a process aborting with SIGABRT after every process finished its
+    work (gloo's teardown: 'terminate called without an active exception', seen in about 1 of 8 suite runs after
+    FSDP's last gather, even behind shutdown's barrier) does not fail the test; any other failure does."""
+    try:
+        torch.multiprocessing.spawn(worker, args=args, nprocs=world, join=True)
+    except torch.multiprocessing.ProcessExitedException as err:
+        finished = all(Path(f"{out}.done{rank}").exists() for rank in range(world))
+        if not (finished and err.signal_name == "SIGABRT"):
+            raise
 
 
 def test_fsdp_two_processes_match_one(tmp_path):
@@ -305,7 +319,7 @@ def test_fsdp_two_processes_match_one(tmp_path):
     single = train(tiny_config(tmp_path, *exact, name="single"), train_records=records)
     out = tmp_path / "fsdp.pt"
     cfg = tiny_config(tmp_path, *exact, "train.fsdp=true", name="fsdp")
-    torch.multiprocessing.spawn(_fsdp_worker, args=(2, _free_port(), cfg, records, str(out)), nprocs=2, join=True)
+    _spawn_past_teardown_abort(_fsdp_worker, (2, _free_port(), cfg, records, str(out)), str(out))
     result = torch.load(out, weights_only=False)
     assert any(".h.0." in name for name in result["sharded"])  # the blocks really were sharded
     for a, b in zip(single.state.history, result["history"]):
