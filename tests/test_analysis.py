@@ -246,3 +246,64 @@ def test_analyze_interventions_cli(coconut_run, capsys):
                          (["--n-thoughts", "auto"], "--n-thoughts: interventions need a fixed thought count")):
         assert main(["analyze", "interventions", run, "--data", data, "--out", str(out / "bad"), *bad]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_interventions_report_every_latent_replaced_by_its_mean(coconut_run):
+    """The summary figure: accuracy with all latents at once replaced by their position's mean, checked against
+    generation with that edit built here from the captured latents."""
+    from latentcot.analysis.interventions import capture_latents, run_interventions
+    from latentcot.evaluation import is_correct
+    from latentcot.data.io import load_records
+    from latentcot.inference import generate, load_run
+
+    _, model, tok, method = load_run(str(coconut_run / "coconut"))
+    records = load_records(str(coconut_run / "valid.json"))
+    report = run_interventions(model, tok, method, records, 2, ["zero"], batch_size=4)
+    means = capture_latents(model, tok, method, records, 2).mean(0)
+    texts = [g.text for g in generate(model, tok, method, records, n_thoughts=2, max_new_tokens=40,
+                                      latent_edit=lambda rows, j, latent: means[j].to(latent).expand_as(latent))]
+    expected = sum(is_correct(t, r) for t, r in zip(texts, records)) / len(records)
+    assert report["all_mean"]["accuracy"] == expected
+    assert report["all_mean"]["accuracy_carried"] == report["accuracy"] - expected
+
+
+def test_analyze_scaling_cli(coconut_run, capsys):
+    from latentcot.cli import main
+
+    out = coconut_run / "scaling"
+    run, data = str(coconut_run / "coconut"), str(coconut_run / "valid.json")
+    assert main(["analyze", "scaling", run, "--data", data, "--samples", "3", "--latent-noise", "0.5",
+                 "--latent-dropout", "0.2", "--n-thoughts", "2", "--out", str(out)]) == 0
+    report = json.loads((out / "scaling.json").read_text())
+    assert [(c["latent_noise"], c["latent_dropout"]) for c in report["curves"]] == [(0.5, 0.0), (0.0, 0.2)]
+    assert [r["samples"] for r in report["curves"][0]["by_samples"]] == [1, 2, 3]
+    assert capsys.readouterr().out == (out / "scaling.md").read_text()
+    assert (out / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+    for bad, message in ((["--samples", "0", "--latent-noise", "0.5"], "error: --samples must be at least 1, got 0"),
+                         ([], "error: give --latent-noise and/or --latent-dropout"),
+                         (["--latent-noise", "x"], "error: --latent-noise: expected numbers")):
+        assert main(["analyze", "scaling", run, "--data", data, "--out", str(out / "bad"), *bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(message) and err.count("\n") == 1
+    # an index past the model's latents (trained with 2 stages of one thought each)
+    assert main(["analyze", "interventions", run, "--data", data, "--n-thoughts", "3", "--out", str(out / "b")]) == 2
+    assert capsys.readouterr().err == ("error: --n-thoughts 3: coconut was trained with at most 2 latents; probe 1 "
+                                       "to 2 (a latent past them is one the model never learned to use)\n")
+
+
+def test_eval_and_generate_take_samples(coconut_run, capsys):
+    from latentcot.cli import main
+
+    run, data = str(coconut_run / "coconut"), str(coconut_run / "valid.json")
+    assert main(["eval", run, "--data", data, "--samples", "4", "--latent-noise", "0.3", "--seed", "2",
+                 "--batch-size", "8"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert [r["samples"] for r in summary["sampling"]["by_samples"]] == [1, 2, 4]
+    assert summary["sampling"]["latent_noise"] == 0.3 and summary["sampling"]["seed"] == 2
+    rows = [json.loads(line) for line in (coconut_run / "coconut" / "eval" / "valid_n4.jsonl").read_text().splitlines()]
+    assert all(len(r["samples"]) == 4 for r in rows)
+    assert main(["generate", run, "--question", tiny_prosqa(16)[0].question, "--samples", "2",
+                 "--latent-dropout", "0.1"]) == 0
+    assert "majority of 2 samples" in capsys.readouterr().err
+    assert main(["eval", run, "--data", data, "--samples", "0", "--latent-noise", "0.3"]) == 2
+    assert capsys.readouterr().err == "error: --samples must be at least 1, got 0\n"

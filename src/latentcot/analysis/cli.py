@@ -1,4 +1,4 @@
-"""``latentcot analyze paths|steps|search|curves``: the paper's analyses of a saved run on a problem file."""
+"""``latentcot analyze paths|steps|search|curves|interventions|scaling``: analyses of a saved run on a problem file."""
 
 from __future__ import annotations
 
@@ -200,27 +200,73 @@ def run_thoughts(args: argparse.Namespace) -> dict:
 def run_interventions_cli(args: argparse.Namespace) -> dict:
     from ..data.io import atomic_write
     from ..evaluation.cli import thought_count
+    from ..methods.assorted import Assorted
+    from .code_interventions import CODE_INTERVENTIONS, run_code_interventions
     from .interventions import INTERVENTIONS, markdown_table, plot_flip_rates, run_interventions
 
-    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    unknown = [k for k in kinds if k not in INTERVENTIONS]
-    if unknown or not kinds:
-        raise UsageError(f"--kinds: unknown {unknown or kinds}; choose from {', '.join(INTERVENTIONS)}")
     k = thought_count(args.n_thoughts)
     if k == "auto":
         raise UsageError("--n-thoughts: interventions need a fixed thought count, not auto")
     records, model, tokenizer, method, encoding = _load(args)
+    # Token Assorted's latents are the codes it writes; every other method's are its continuous thoughts
+    codes = isinstance(method, Assorted)
+    known = CODE_INTERVENTIONS if codes else INTERVENTIONS
+    kinds = [x.strip() for x in (args.kinds or ",".join(known)).split(",") if x.strip()]
+    unknown = [x for x in kinds if x not in known]
+    if unknown or not kinds:
+        raise UsageError(f"--kinds: unknown {unknown or kinds} for {method.name}; choose from {', '.join(known)}")
     out = Path(args.out)
     encoded = encoding.encode_all(records, args.data)
-    report = run_interventions(model, tokenizer, method, encoded, k, kinds, args.batch_size, args.seed)
+    if codes:
+        report = run_code_interventions(model, tokenizer, method, encoded, k, kinds, args.batch_size, args.seed)
+    else:
+        report = run_interventions(model, tokenizer, method, encoded, k, kinds, args.batch_size, args.seed)
     report.update(run=str(args.run_dir), data=args.data, method=method.name)
     atomic_write(out / "interventions.json", json.dumps(report, indent=2) + "\n")
     table = markdown_table(report)
     atomic_write(out / "interventions.md", table)
+    every = report.get("all_mean") or report["all_replaced"]
     plot_flip_rates(report, str(out / "interventions.png"),
-                    title=f"{method.name} on {Path(args.data).name}: untouched {100 * report['accuracy']:.1f}%")
+                    title=f"{method.name} on {Path(args.data).name}: untouched {100 * report['accuracy']:.1f}%, "
+                          f"all {'codes random' if codes else 'latents mean'} {100 * every['accuracy']:.1f}%")
     print(table, end="")
     log.info(f"wrote {out}/interventions.json, interventions.md, interventions.png")
+    return report
+
+
+def _floats(text: str, flag: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"{flag}: expected numbers separated by commas, got {text!r}") from None
+
+
+def run_scaling_cli(args: argparse.Namespace) -> dict:
+    from ..data.io import atomic_write
+    from ..evaluation.cli import thought_count
+    from ..inference.sampling import LatentSampling
+    from .scaling import markdown_table, plot_scaling, scaling_report
+
+    settings = [(s, 0.0) for s in _floats(args.latent_noise, "--latent-noise")]
+    settings += [(0.0, p) for p in _floats(args.latent_dropout, "--latent-dropout")]
+    if not settings:
+        raise UsageError("give --latent-noise and/or --latent-dropout: the perturbations to sample with")
+    for noise, dropout in settings:  # every setting checked before any work
+        LatentSampling(args.samples, noise, dropout, args.seed)
+    k = thought_count(args.n_thoughts)
+    if k == "auto":
+        raise UsageError("--n-thoughts: sampling latent trajectories needs a fixed thought count, not auto")
+    records, model, tokenizer, method, encoding = _load(args)
+    out = Path(args.out)
+    report = scaling_report(model, tokenizer, method, records, settings, args.samples, args.seed, args.batch_size,
+                            k, encoding, args.data)
+    report.update(run=str(args.run_dir), data=args.data, method=method.name)
+    atomic_write(out / "scaling.json", json.dumps(report, indent=2) + "\n")
+    table = markdown_table(report)
+    atomic_write(out / "scaling.md", table)
+    plot_scaling(report, str(out / "scaling.png"), title=f"{method.name} on {Path(args.data).name}")
+    print(table, end="")
+    log.info(f"wrote {out}/scaling.json, scaling.md, scaling.png")
     return report
 
 
@@ -314,14 +360,26 @@ def add_analyze_parser(subparsers) -> None:
                    help="auto's stop threshold (default: the run's method.halt_threshold)")
     p.set_defaults(func=lambda a: (run_thoughts(a), 0)[1])
 
-    p = sub.add_parser("interventions", help="do the latents matter? replace each thought (zero, mean, noise, swap, "
-                                             "pause, truncate) and report accuracy and answer flip rate (PNG)")
+    p = sub.add_parser("interventions", help="do the latents matter? replace each latent (a continuous thought, or "
+                                             "a Token Assorted code) and report accuracy and answer flip rate (PNG)")
     common(p, "runs/analysis/interventions")
     p.add_argument("--n-thoughts", default=None, metavar="K", help="thoughts (default: the run's)")
-    p.add_argument("--kinds", default="zero,mean,noise,swap,pause,truncate", metavar="A,B",
-                   help="interventions to run (default: all)")
+    p.add_argument("--kinds", default="", metavar="A,B",
+                   help="interventions to run (default: all; continuous thoughts: zero, mean, noise, swap, pause, "
+                        "truncate; Token Assorted's codes: random, swap, pause, truncate)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise intervention")
     p.set_defaults(func=lambda a: (run_interventions_cli(a), 0)[1])
+
+    p = sub.add_parser("scaling", help="inference-time scaling: N samples with perturbed latents, majority vote "
+                                       "and pass@k against N and against forward passes (PNG)")
+    common(p, "runs/analysis/scaling")
+    p.add_argument("--samples", type=int, default=8, metavar="N", help="samples per problem (default 8)")
+    p.add_argument("--latent-noise", default="", metavar="S1,S2",
+                   help="noise levels, each a curve (relative to each latent's norm)")
+    p.add_argument("--latent-dropout", default="", metavar="P1,P2", help="dropout rates, each a curve")
+    p.add_argument("--n-thoughts", default=None, metavar="K", help="thoughts (default: the run's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the perturbations")
+    p.set_defaults(func=lambda a: (run_scaling_cli(a), 0)[1])
 
     p = sub.add_parser("search", help="decode continuous thoughts through the LM head: frontier-node values on "
                                       "ProsQA (PNG) and the top tokens of each thought on any data")

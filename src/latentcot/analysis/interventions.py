@@ -21,10 +21,11 @@ from typing import Callable, Sequence
 import torch
 
 from ..data.records import Record
-from ..evaluation.metrics import extract_answer, is_correct
+from ..evaluation.answers import extract_answer, is_correct
 from ..inference.generate import EvalMode, generate
 from ..examples import IGNORE_INDEX, Example
 from ..methods import Method, continuous_thoughts, tokenize_records
+from ..errors import UsageError
 from ..tokenization import BOT, PAUSE
 
 INTERVENTIONS = ("zero", "mean", "noise", "swap", "pause", "truncate")
@@ -105,9 +106,13 @@ def run_interventions(model, tokenizer, method: Method, records: Sequence[Record
     """Accuracy and flip rate per (thought position, intervention), and the untouched run's accuracy."""
     thinker = continuous_thoughts(method, "interventions on the latents")
     n = thinker.default_thoughts() if n_thoughts is None else n_thoughts
+    trained = max(thinker.default_thoughts(), thinker.thought_cap())
+    if not 1 <= n <= trained:
+        raise UsageError(f"--n-thoughts {n}: {method.name} was trained with at most {trained} latents; probe 1 to "
+                         f"{trained} (a latent past them is one the model never learned to use)")
     unknown = [k for k in kinds if k not in INTERVENTIONS]
     if unknown:
-        raise ValueError(f"unknown interventions {unknown}; choose from {', '.join(INTERVENTIONS)}")
+        raise UsageError(f"unknown interventions {unknown}; choose from {', '.join(INTERVENTIONS)}")
 
     def answers(**kwargs) -> list[str]:
         gens = generate(model, tokenizer, method, records, batch_size=batch_size, **kwargs)
@@ -133,16 +138,39 @@ def run_interventions(model, tokenizer, method: Method, records: Sequence[Record
                 "gold_logprob_change": sum(g - b for g, b in zip(gold, base_gold)) / len(records),
             }
         table[str(i)] = row
-    return {"n_thoughts": n, "n_problems": len(records),
-            "accuracy": sum(is_correct(t, r) for t, r in zip(base, records)) / len(records), "by_position": table}
+    # how much accuracy the latents carry: every latent at once replaced by its position's mean
+    all_mean = answers(n_thoughts=n, latent_edit=_every_position_mean(latents))
+    accuracy = sum(is_correct(t, r) for t, r in zip(base, records)) / len(records)
+    mean_accuracy = sum(is_correct(t, r) for t, r in zip(all_mean, records)) / len(records)
+    return {"n_thoughts": n, "n_problems": len(records), "accuracy": accuracy,
+            "all_mean": {"accuracy": mean_accuracy, "accuracy_carried": accuracy - mean_accuracy,
+                         "flip_rate": sum(extract_answer(t) != extract_answer(b)
+                                          for t, b in zip(all_mean, base)) / len(records)},
+            "by_position": table}
+
+
+def _every_position_mean(latents: torch.Tensor) -> Edit:
+    means = latents.mean(0)
+
+    def edit(rows: list[int], j: int, latent: torch.Tensor) -> torch.Tensor:
+        return means[j].to(latent)[None, None].expand_as(latent)
+
+    return edit
 
 
 def markdown_table(report: dict) -> str:
     """Flip rate (accuracy) per thought position and intervention, one row per position."""
     kinds = list(next(iter(report["by_position"].values()), {}))
+    summary = ""
+    if "all_mean" in report or "all_replaced" in report:
+        every = report.get("all_mean") or report["all_replaced"]
+        what = "every latent replaced by its mean" if "all_mean" in report else "every code replaced by a random one"
+        carried = report["accuracy"] - every["accuracy"]
+        summary = (f"; {what}: {100 * every['accuracy']:.1f}% (the latents carry {100 * carried:+.1f} points, "
+                   f"{100 * every['flip_rate']:.1f}% of answers flip)")
     lines = [f"untouched accuracy {100 * report['accuracy']:.1f}% ({report['n_problems']} problems, "
-             f"{report['n_thoughts']} thoughts); each cell: flip rate (accuracy, mean change of the gold answer's "
-             "log-probability)", "",
+             f"{report['n_thoughts']} {report.get('latents', 'thoughts')}){summary}", "",
+             "each cell: flip rate (accuracy, mean change of the gold answer's log-probability)", "",
              "| thought | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
     for i, row in report["by_position"].items():
         cells = [f"{100 * row[k]['flip_rate']:.1f}% ({100 * row[k]['accuracy']:.1f}%, "

@@ -24,7 +24,7 @@ from typing import Any
 from ..data.graph import ProsQAGraph
 from ..data.records import Record
 from ..errors import UsageError
-from ..evaluation.metrics import is_correct
+from ..evaluation.answers import is_correct
 
 CORRECT_PATH = "Correct Path"
 LONGER_PATH = "Longer Path"

@@ -59,6 +59,17 @@ def halt_threshold(value: float | None) -> float | None:
     return value
 
 
+def latent_sampling(args: argparse.Namespace):
+    """The ``--samples``/``--latent-noise``/``--latent-dropout``/``--seed`` flags as a LatentSampling, or None
+    (greedy) when none of the first three is given."""
+    if args.samples is None and not args.latent_noise and not args.latent_dropout:
+        return None
+    from ..inference.sampling import LatentSampling
+
+    return LatentSampling(samples=1 if args.samples is None else args.samples, noise=args.latent_noise,
+                          dropout=args.latent_dropout, seed=args.seed)
+
+
 def _add_latent_text(method, rows: list[dict]) -> None:
     """Token Assorted: each row gains ``latent_text``, its latent codes read back as text by the VQ-VAE."""
     for row in rows:
@@ -78,7 +89,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from ..data.encodings import run_encoding
     from ..data.io import load_records
     from ..data.records import Record
-    from . import evaluate
+    from . import evaluate, extract_answer
 
     for flag, value in (("--batch-size", args.batch_size), ("--max-new-tokens", args.max_new_tokens)):
         if value is not None and value < 1:
@@ -87,6 +98,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     threshold = halt_threshold(args.halt_threshold)
     if args.question is not None and not args.question.strip():
         raise UsageError("--question is empty: give the question text")
+    sampling = latent_sampling(args)
     if args.out:
         check_writable(args.out, "--out")
     records = [Record(args.question, [], "")] if args.question is not None else load_records(args.data)
@@ -102,7 +114,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     with autocast_for(args.precision, device, "--precision")():
         result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
                           max_new_tokens=args.max_new_tokens, progress=args.data is not None,
-                          encoding=run_encoding(cfg.data), source=args.data or "--question", halt_threshold=threshold)
+                          encoding=run_encoding(cfg.data), source=args.data or "--question", halt_threshold=threshold,
+                          sampling=sampling)
     if args.show_latent:
         _add_latent_text(method, result.rows)
     if args.out:
@@ -114,6 +127,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if row.get("unmapped"):
             log.warning(f"warning: the model wrote {', '.join(repr(u) for u in row['unmapped'])}, which names nothing in "
                         f"the question (data.encoding={cfg.data.encoding}); shown as <unmapped: ...>")
+        if sampling is not None:
+            print(f"[majority of {sampling.samples} samples, agreement {row['agreement']:.2f}: "
+                  + ", ".join(repr(extract_answer(t)) for t in row["samples"]) + "]", file=sys.stderr)
         print(f"[{row['n_thoughts']} thoughts, {row['generated_tokens']} generated tokens, "
               f"{row['forward_passes']} forward passes, {row['seconds']:.3f} s]", file=sys.stderr)
     else:
@@ -135,7 +151,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     args.n_thoughts = thought_count(args.n_thoughts)
     threshold = halt_threshold(args.halt_threshold)
+    sampling = latent_sampling(args)
     k = "" if args.n_thoughts is None else f"_k{args.n_thoughts}"
+    if sampling is not None:
+        k += f"_n{sampling.samples}"
     out = Path(args.out) if args.out else Path(args.run_dir) / "eval" / f"{Path(args.data).stem}{k}.jsonl"
     check_writable(out, "--out" if args.out else "the evaluation output")
     records = load_records(args.data)
@@ -151,7 +170,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     with autocast_for(args.precision, device, "--precision")():
         result = evaluate(model, tokenizer, method, records, batch_size=args.batch_size, n_thoughts=args.n_thoughts,
                           max_new_tokens=args.max_new_tokens, progress=True,
-                          encoding=run_encoding(cfg.data), source=args.data or "--question", halt_threshold=threshold)
+                          encoding=run_encoding(cfg.data), source=args.data or "--question", halt_threshold=threshold,
+                          sampling=sampling)
     if args.show_latent:
         _add_latent_text(method, result.rows)
     result.write_jsonl(out)
@@ -179,6 +199,15 @@ def _generation_flags(p: argparse.ArgumentParser, batch_size: int, out_help: str
     p.add_argument("--out", default="", metavar="FILE.jsonl", help=out_help)
     p.add_argument("--show-latent", action="store_true",
                    help="assorted: add each output's latent codes decoded to text by the VQ-VAE (latent_text)")
+    p.add_argument("--samples", type=int, default=None, metavar="N",
+                   help="N answers per problem, each with its fed-back latents perturbed (--latent-noise or "
+                        "--latent-dropout), sharing the question's cache; the answer is their majority vote "
+                        "(continuous-thought methods)")
+    p.add_argument("--latent-noise", type=float, default=0.0, metavar="SIGMA",
+                   help="Gaussian noise on every fed-back latent, its norm SIGMA times the latent's (default 0)")
+    p.add_argument("--latent-dropout", type=float, default=0.0, metavar="P",
+                   help="dropout with probability P on every fed-back latent (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent perturbations (default 0)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                    help="bf16 autocast or fp32; auto: bf16 on a GPU that has it, else fp32 (default auto)")

@@ -1,9 +1,5 @@
-"""Exact-match accuracy and the per-problem costs the papers report (generated tokens, passes, time).
-
-The answer rule is the Coconut code's: the text after the last ``#``, commas removed, stripped. A model
-writes ``### 1,250`` or ``### Tom is a lempus.``, so the same rule gives a number or the whole ProsQA
-answer sentence; a text without ``#`` is compared whole.
-"""
+"""Exact-match accuracy (the answer rule: :mod:`latentcot.evaluation.answers`) and the per-problem costs the
+papers report (generated tokens, passes, time)."""
 
 from __future__ import annotations
 
@@ -14,21 +10,8 @@ from typing import Any, Sequence
 
 from ..data.encodings import Encoding
 from ..data.records import Record
+from .answers import extract_answer, is_correct
 from ..methods import Method, continuous_thoughts
-
-
-def _normalize(text: str) -> str:
-    # Commas go so that "1,000" and "1000" match (GSM8k writes both).
-    return text.replace(",", "").strip()
-
-
-def extract_answer(text: str) -> str:
-    """The predicted answer in a generated text: what follows the last ``#``, commas removed, stripped."""
-    return _normalize(text.rsplit("#", 1)[-1])
-
-
-def is_correct(generated_text: str, record: Record) -> bool:
-    return extract_answer(generated_text) == _normalize(record.answer)
 
 
 @dataclass
@@ -50,12 +33,17 @@ class EvalResult:
     unmapped_outputs: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
     method_stats: dict[str, Any] = field(default_factory=dict)  # Method.output_summary of the texts
+    # with --samples: the perturbation and, per number of samples k, majority-vote accuracy, pass@k,
+    # agreement and forward passes (:func:`latentcot.evaluation.voting.vote_curve`)
+    sampling: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """The numbers without the rows (for logs and metric files)."""
         out = asdict(self)
         out.pop("rows")
         out.update(out.pop("method_stats"))
+        if not out["sampling"]:
+            out.pop("sampling")
         return out
 
     def write_jsonl(self, path: str | Path) -> None:
@@ -79,8 +67,8 @@ def by_step_count(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]
 
 def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_size: int = 32,
              n_thoughts: int | str | None = None, max_new_tokens: int | None = None, progress: bool = False,
-             encoding: Encoding | None = None, source: str = "<memory>", halt_threshold: float | None = None
-             ) -> EvalResult:
+             encoding: Encoding | None = None, source: str = "<memory>", halt_threshold: float | None = None,
+             sampling=None) -> EvalResult:
     """Generate greedily for every record and score it (see :mod:`latentcot.inference.generate` for costs).
 
     ``records`` are in the file's words; ``encoding`` (the run's ``data.encoding``) converts them for the
@@ -89,6 +77,11 @@ def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_
     pieces of it that have no counterpart in the file's words (marked ``<unmapped: ...>`` in ``generated``).
     ``halt_threshold``: adaptive thinking's stop probability for this call (default: the run's
     ``method.halt_threshold``).
+
+    ``sampling`` (:class:`~latentcot.inference.sampling.LatentSampling`): answer each problem with that many
+    perturbed latent trajectories; a row's answer is their majority vote, its costs the sum over its samples
+    (the question pass once), and it lists every sample's answer; ``sampling`` in the result holds the vote
+    curve.
     """
     from ..inference.generate import AUTO, generate, wants_auto
 
@@ -96,12 +89,23 @@ def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_
         raise ValueError("evaluate needs at least one problem")
     encoding = encoding or Encoding()
     encoded = encoding.encode_all(records, source)
-    generations = generate(model, tokenizer, method, encoded, batch_size=batch_size, n_thoughts=n_thoughts,
-                           max_new_tokens=max_new_tokens, progress=progress, halt_threshold=halt_threshold)
+    sampled = None
+    if sampling is not None:
+        from ..inference.sampling import generate_samples
+        from .voting import agreement, vote_curve
+
+        sampled = generate_samples(model, tokenizer, method, encoded, sampling, batch_size=batch_size,
+                                   n_thoughts=n_thoughts, max_new_tokens=max_new_tokens, progress=progress)
+        generations = [_voted(samples) for samples in sampled]
+    else:
+        generations = generate(model, tokenizer, method, encoded, batch_size=batch_size, n_thoughts=n_thoughts,
+                               max_new_tokens=max_new_tokens, progress=progress, halt_threshold=halt_threshold)
     rows = []
-    for record, enc, gen in zip(records, encoded, generations):
+    for k, (record, enc, gen) in enumerate(zip(records, encoded, generations)):
         read = encoding.read_output(gen.text, enc)
         text = read.text
+        if sampled is not None:
+            sample_texts = [encoding.read_output(g.text, enc).text for g in sampled[k]]
         rows.append({
             "question": record.question,
             "answer": record.answer,
@@ -114,8 +118,15 @@ def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_
             "generated_tokens": gen.generated_tokens,
             "forward_passes": gen.forward_passes,
             "seconds": gen.seconds,
+            **({"samples": sample_texts, "agreement": agreement(sample_texts)} if sampled is not None else {}),
         })
     count = len(rows)
+    curve = {}
+    if sampled is not None:
+        curve = {"samples": sampling.samples, "latent_noise": sampling.noise, "latent_dropout": sampling.dropout,
+                 "seed": sampling.seed,
+                 "by_samples": vote_curve([row["samples"] for row in rows],
+                                          [[g.forward_passes for g in s] for s in sampled], records)}
     return EvalResult(
         accuracy=sum(row["correct"] for row in rows) / count,
         mean_generated_tokens=sum(g.generated_tokens for g in generations) / count,
@@ -128,7 +139,21 @@ def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_
         unmapped_outputs=sum(bool(row.get("unmapped")) for row in rows),
         rows=rows,
         method_stats=method.output_summary([g.text for g in generations]),
+        sampling=curve,
     )
+
+
+def _voted(samples):
+    """One problem's samples as one answer: the majority vote's text, the costs of all samples together."""
+    from ..inference.generate import Generation
+    from .voting import majority
+
+    text = majority([g.text for g in samples])
+    chosen = next(g for g in samples if g.text == text)
+    return Generation(text=text, token_ids=chosen.token_ids, n_thoughts=chosen.n_thoughts,
+                      generated_tokens=sum(g.generated_tokens for g in samples),
+                      forward_passes=sum(g.forward_passes for g in samples),
+                      seconds=sum(g.seconds for g in samples))
 
 
 def stage_target_accuracy(model, tokenizer, method: Method, records: Sequence[Record], stage: int,

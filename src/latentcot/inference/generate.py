@@ -175,11 +175,19 @@ def _generate_batch(model: PreTrainedModel, method: Method, examples: Sequence[E
 
     hidden, cache = method.forward_hidden(model, input_ids, mask, thought_mask, DynamicCache(config=model.config),
                                           edit=edit)[:2]
-    head = model.get_output_embeddings()
-    logits = head(hidden[:, -1])
     prompt_calls = method.prompt_calls(thought_mask, input_ids.shape[1])
+    return _decode_greedy(model, hidden[:, -1], cache, mask, max_new_tokens, pad_id, eos_id), prompt_calls
 
-    rows = input_ids.shape[0]
+
+@torch.no_grad()
+def _decode_greedy(model: PreTrainedModel, last_hidden: torch.Tensor, cache, mask: torch.Tensor, max_new_tokens: int,
+                   pad_id: int, eos_id: int) -> list[list[int]]:
+    """Greedy token ids per row (cut after the row's EOS), continuing a prompt the cache holds (``last_hidden``:
+    its final position's hidden state, ``mask`` its attention mask)."""
+    head = model.get_output_embeddings()
+    logits = head(last_hidden)
+    device = mask.device
+    rows = mask.shape[0]
     # The next position of each row is its own count of real tokens: padding must not shift it.
     next_position = position_ids(mask)[:, -1] + 1
     done = torch.zeros(rows, dtype=torch.bool, device=device)
@@ -202,7 +210,7 @@ def _generate_batch(model: PreTrainedModel, method: Method, examples: Sequence[E
         next_position = next_position + 1
 
     tokens = torch.stack(written, dim=1).tolist()
-    return [row[:n] for row, n in zip(tokens, lengths.tolist())], prompt_calls
+    return [row[:n] for row, n in zip(tokens, lengths.tolist())]
 
 
 @torch.no_grad()

@@ -163,10 +163,8 @@ class PCCoT(CODI):
 
     def forward_hidden(self, model, input_ids, attention_mask, thought_mask=None, cache=None,
                        return_layers: bool = False, previous=None, edit=None):
-        if previous is not None:
-            raise ValueError("pccot computes its latents as one block; it has no column-by-column pass")
         return jacobi_forward(model, input_ids, attention_mask, thought_mask, cache, return_layers,
-                              iterations=self.cfg.jacobi_iterations, edit=edit)
+                              iterations=self.cfg.jacobi_iterations, edit=edit, previous=previous)
 
     def prompt_calls(self, thought_mask, width: int) -> int:
         """Pass 0 (question, ``<bot>``, placeholders), then one pass per iteration, the last with ``<eot>``."""

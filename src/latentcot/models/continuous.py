@@ -240,6 +240,7 @@ def jacobi_forward(
     return_layers: bool = False,
     iterations: int = 3,
     edit: LatentEdit | None = None,
+    previous: torch.Tensor | None = None,
 ) -> Hidden:
     """PCCoT (Wu et al. 2025): all latents updated in parallel by Jacobi iteration, instead of one at a time.
 
@@ -252,35 +253,45 @@ def jacobi_forward(
     :func:`forward_hidden`'s latents exactly (``tests/test_latent_methods.py``); fewer trade exactness for passes.
     Gradients flow through every iteration. Every row needs a latent in every column of the block (PCCoT
     gives each problem the same count).
+
+    ``previous`` continues a cached sequence as in :func:`forward_hidden` (``input_ids`` the new columns,
+    ``attention_mask`` all of them): samples of one problem share its question's cache this way, the block
+    starting in the first new column being fed ``previous`` (the output at ``<bot>``).
     """
     if thought_mask is None or not bool(thought_mask.any()):
-        return forward_hidden(model, input_ids, attention_mask, None, cache, return_layers)
-    start, end = thought_columns(thought_mask)
+        return forward_hidden(model, input_ids, attention_mask, None, cache, return_layers, previous)
+    past = attention_mask.shape[1] - input_ids.shape[1]
+    if past and (cache is None or previous is None):
+        raise ValueError("an attention mask wider than the input continues a cached sequence: pass its cache "
+                         "and the hidden state before the new columns (previous)")
+    start, end = thought_columns(thought_mask, after=previous is not None)
     if not bool(thought_mask[:, start:end].all()):
         raise ValueError("the Jacobi pass needs the same number of latents in every row, in the same columns")
     embeds = model.get_input_embeddings()(input_ids)
     positions = position_ids(attention_mask)
     cache = cache if cache is not None else DynamicCache(config=model.config)
     project = feedback(model)
-    first = _Chunks(model, attention_mask, positions, cache, return_layers)
+    first = _Chunks(model, attention_mask, positions, cache, return_layers, past)
     states = first.run(0, end, embeds[:, :end])
     prefix = first.result()
     if iterations == 0:
         if end < input_ids.shape[1]:
             first.run(end, input_ids.shape[1], embeds[:, end:])
         return first.result(embeds[:, start:end], None)
-    at_bot, block = states[:, start - 1:start], states[:, start:end]
+    at_bot = states[:, start - 1:start] if start else previous
+    block = states[:, start:end]
     for t in range(1, iterations + 1):
         # outputs at <bot> and at latents 0 .. n-2 become latents 0 .. n-1
         sources = torch.cat([at_bot, block[:, :-1]], dim=1)
         latents = project(sources).to(embeds.dtype)
         if edit is not None:  # every iteration feeds latent j its edited value
             latents = torch.cat([edit(j, latents[:, j:j + 1]) for j in range(latents.shape[1])], dim=1)
-        cache.crop(start - cache.get_seq_length())  # a negative count: drop the previous pass's latent block
+        # a negative count: drop the previous pass's latent block
+        cache.crop(past + start - cache.get_seq_length())
         if t < iterations:
             block = first.run(start, end, latents, keep=False)
             continue
-        last = _Chunks(model, attention_mask, positions, cache, return_layers)
+        last = _Chunks(model, attention_mask, positions, cache, return_layers, past)
         last.run(start, input_ids.shape[1], torch.cat([latents, embeds[:, end:]], dim=1))
         tail = last.result()
         layers = None
