@@ -25,6 +25,12 @@ platform and model size) and prints one markdown table, one row per method:
   cot's (above 1: faster than cot). The step decoder is never used at inference, so "+ step decoder" rows
   generate exactly as their base method does (measured anyway: the two rows show the noise).
 
+- **latent probes** (issue 34; ``--probe-samples``): for Coconut, CODI and PCCoT with 6 latents, problems/s of
+  greedy generation, of one intervention pass (noise at thought 2 through ``latent_edit``), of N samples with
+  latent noise sharing each question's cache (``latentcot.inference.sampling``; a batch holds ``--gen-batch``
+  problems, so N x as many rows) and of the same N samples without the sharing (each sample its own row from
+  the question on); each also as time over greedy's time. N samples should cost well under N x greedy.
+
 Then one line: PCCoT's claim (Wu et al.: about half the training time of sequential latents) as the ratio
 pccot / codi (same latents, same losses, Jacobi iterations instead of one pass per latent) at 6 and at 24
 latents, for the training step and for generation.
@@ -238,6 +244,71 @@ def generation(base_model, tokenizer, records, device, batch_size: int, repeats:
     return rows
 
 
+# --------------------------------------------------------------------------- latent probes (issue 34)
+
+PROBED = ["coconut-6", "codi-6", "pccot-6"]
+
+
+def latent_probes(base_model, tokenizer, records, device, batch_size: int, repeats: int, samples: list[int]) -> dict:
+    """Per continuous-thought method, problems/s of: greedy generation (the reference), one intervention pass
+    (noise at thought 2, through ``latent_edit``), N samples with latent noise sharing each question's cache
+    (``generate_samples``, ``batch_size`` problems a batch, so N x as many rows), and the same N samples
+    without sharing (every sample its own row from the question on: ``generate`` over the problems repeated
+    N times with the same perturbation as ``latent_edit``). Interleaved rounds, fastest kept."""
+    from latentcot.analysis.interventions import capture_latents, intervention_edit
+    from latentcot.inference.sampling import LatentSampling, generate_samples
+
+    limit = max(len(t.answer) for t in tokenize_records(records, tokenizer))
+    jobs = []
+    for key, label, cfg, _ in VARIANTS:
+        if key not in PROBED:
+            continue
+        method = build_method(cfg, tokenizer)
+        model = copy.deepcopy(base_model)
+        method.prepare_model(model)
+        model.eval()
+        common = dict(n_thoughts=6, max_new_tokens=limit)
+        latents = capture_latents(model, tokenizer, method, records, 6, batch_size)
+        edit = intervention_edit("noise", 2, latents, model, tokenizer)
+        jobs.append((key, "greedy", 1, lambda m=model, me=method, c=common: generate(
+            m, tokenizer, me, records, batch_size=batch_size, **c)))
+        jobs.append((key, "intervention", 1, lambda m=model, me=method, c=common, e=edit: generate(
+            m, tokenizer, me, records, batch_size=batch_size, latent_edit=e, **c)))
+        for n in samples:
+            sampling = LatentSampling(n, noise=0.3, seed=0)
+
+            def unshared(rows, j, latent, s=sampling, n=n):
+                return torch.stack([s.perturbation(r // n, r % n, j, latent[i, 0]) for i, r in enumerate(rows)])[:, None]
+
+            jobs.append((key, f"samples-{n}", n, lambda m=model, me=method, c=common, s=sampling, n=n: generate_samples(
+                m, tokenizer, me, records, s, batch_size=batch_size * n, **c)))
+            repeated = [r for r in records for _ in range(n)]
+            jobs.append((key, f"unshared-{n}", n, lambda m=model, me=method, c=common, u=unshared, rr=repeated, n=n:
+                         generate(m, tokenizer, me, rr, batch_size=batch_size * n, latent_edit=u, **c)))
+    times: dict[tuple[str, str], list[float]] = {}
+    for _, _, _, job in jobs:  # warm-up
+        job()
+    for i in range(repeats):
+        for key, kind, _, job in rounds(jobs, i):
+            sync(device)
+            start = time.perf_counter()
+            job()
+            sync(device)
+            times.setdefault((key, kind), []).append(time.perf_counter() - start)
+    out: dict[str, dict] = {}
+    for key, kind, n, _ in jobs:
+        best = min(times[(key, kind)])
+        out.setdefault(key, {})[kind] = {"samples": n, "seconds": best, "problems_per_s": len(records) / best,
+                                         "seconds_median": statistics.median(times[(key, kind)])}
+    for key, kinds in out.items():
+        greedy = kinds["greedy"]["seconds"]
+        for kind, row in kinds.items():
+            row["time_vs_greedy"] = row["seconds"] / greedy
+            print(f"  probe {key} {kind}: {row['problems_per_s']:.1f} problems/s, x{row['time_vs_greedy']:.2f} "
+                  "greedy's time", file=sys.stderr)
+    return out
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -271,6 +342,16 @@ def report(results: dict) -> str:
              f"(medians x{r['train_step_ratio_of_medians']:.2f}), generation time x{r['generation_time_ratio']:.2f}"
              for latents, r in results["pccot_vs_codi"].items()]
     lines += ["", "PCCoT (T=3) / sequential CODI, same latents: " + "; ".join(parts)]
+    probes = results.get("latent_probes")
+    if probes:
+        kinds = list(next(iter(probes.values())))
+        lines += ["", f"latent probes (issue 34), batch {meta['gen_batch']} problems, {meta['gen_problems']} problems, "
+                  "6 thoughts; each cell: problems/s (time / greedy's time); samples-N: N samples with latent "
+                  "noise sharing each question's cache; unshared-N: the same samples, each its own row",
+                  "", "| method | " + " | ".join(kinds) + " |", "|---" + "|---:" * len(kinds) + "|"]
+        for key, row in probes.items():
+            lines.append(f"| {key} | " + " | ".join(f"{row[k]['problems_per_s']:.1f} (x{row[k]['time_vs_greedy']:.2f})"
+                                                      for k in kinds) + " |")
     return "\n".join(lines)
 
 
@@ -303,6 +384,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(HERE / "methods.json"))
+    parser.add_argument("--probe-samples", default="4,16", type=lambda t: [int(x) for x in t.split(",") if x],
+                        help="sample counts of the latent-probe rows (intervention pass, N-sample generation); "
+                             "empty: skip them (default 4,16)")
     args = parser.parse_args(argv)
     for name, value in (QUICK if args.quick else FULL).items():
         if getattr(args, name) is None:
@@ -336,6 +420,10 @@ def main(argv=None) -> int:
     results["generation"] = generation(model, tokenizer, records[:args.gen_problems], device, args.gen_batch,
                                        args.gen_repeats)
     results["pccot_vs_codi"] = pccot_ratios(results)
+    if args.probe_samples:
+        print("latent probes", file=sys.stderr)
+        results["latent_probes"] = latent_probes(model, tokenizer, records[:args.gen_problems], device, args.gen_batch,
+                                                 args.gen_repeats, args.probe_samples)
     results["meta"]["total_seconds"] = time.perf_counter() - started
     write_results(results, args.out)
     print(report(results))

@@ -127,7 +127,14 @@ def test_analyses_of_thoughts_refuse_a_method_without_them(tmp_path, capsys):
                  "--out", str(tmp_path / "thoughts")]) == 2
     assert capsys.readouterr().err == ("error: analyze thoughts needs a continuous-thought method (coconut, "
                                        "coconut_wo_curriculum, codi, pccot); 'cot' has no continuous thoughts\n")
+    assert main(["analyze", "interventions", cfg.output_dir, "--data", data, "--out", str(tmp_path / "iv")]) == 2
+    assert capsys.readouterr().err == ("error: interventions on the latents needs a continuous-thought method "
+                                       "(coconut, coconut_wo_curriculum, codi, pccot); 'cot' has no continuous "
+                                       "thoughts\n")
+    assert main(["eval", cfg.output_dir, "--data", data, "--samples", "2", "--latent-noise", "0.1"]) == 2
+    assert capsys.readouterr().err.startswith("error: sampling latent trajectories")
     assert not (tmp_path / "search").exists() and not (tmp_path / "thoughts").exists()
+    assert not (tmp_path / "iv").exists()
 
 
 def test_report_gathers_curves_table_and_plots(coconut_run, tmp_path):
@@ -307,3 +314,24 @@ def test_eval_and_generate_take_samples(coconut_run, capsys):
     assert "majority of 2 samples" in capsys.readouterr().err
     assert main(["eval", run, "--data", data, "--samples", "0", "--latent-noise", "0.3"]) == 2
     assert capsys.readouterr().err == "error: --samples must be at least 1, got 0\n"
+
+
+def test_analyze_interventions_on_token_assorted_probes_its_codes(tmp_path, capsys):
+    """The shipped ProntoQA Token Assorted model: the CLI takes its written codes as the latents."""
+    from conftest import REPO
+    from latentcot.cli import main
+    from latentcot.data.generators import generate as generate_data
+    from latentcot.data.io import save_records
+
+    data = tmp_path / "prontoqa.json"
+    save_records(generate_data("prontoqa", 3, 5), data)
+    run, out = str(REPO / "models" / "prontoqa-assorted"), tmp_path / "codes"
+    assert main(["analyze", "interventions", run, "--data", str(data), "--kinds", "random,truncate",
+                 "--n-thoughts", "2", "--out", str(out)]) == 0
+    report = json.loads((out / "interventions.json").read_text())
+    assert report["latents"] == "codes" and report["method"] == "assorted"
+    assert list(report["by_position"]["1"]) == ["random", "truncate"]
+    assert set(report["all_replaced"]) >= {"accuracy", "flip_rate"}
+    assert "every code replaced by a random one" in capsys.readouterr().out
+    assert main(["analyze", "interventions", run, "--data", str(data), "--kinds", "zero", "--out", str(out)]) == 2
+    assert "--kinds: unknown ['zero'] for assorted; choose from random, swap, pause, truncate" in capsys.readouterr().err

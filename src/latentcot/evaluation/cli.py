@@ -70,6 +70,13 @@ def latent_sampling(args: argparse.Namespace):
                           dropout=args.latent_dropout, seed=args.seed)
 
 
+def _check_sampling(sampling, method) -> None:
+    if sampling is not None:
+        from ..inference.sampling import require_latents
+
+        require_latents(method)
+
+
 def _add_latent_text(method, rows: list[dict]) -> None:
     """Token Assorted: each row gains ``latent_text``, its latent codes read back as text by the VQ-VAE."""
     for row in rows:
@@ -105,6 +112,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not records:
         raise UsageError(f"{args.data}: no problems")
     cfg, model, tokenizer, method = load_run(args.run_dir)
+    _check_sampling(sampling, method)
     _check_vocabulary(tokenizer, run_encoding(cfg.data), records, args.data or "--question",
                       refuse=args.question is not None)
     from ..runtime import autocast_for, pick_device
@@ -164,6 +172,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.data}: no problems")
     checkpoint = resolve_run(args.run_dir)
     cfg, model, tokenizer, method = load_run(checkpoint)
+    _check_sampling(sampling, method)
     _check_vocabulary(tokenizer, run_encoding(cfg.data), records, args.data, refuse=False)
     device = pick_device(args.device)
     model.to(device)

@@ -107,6 +107,11 @@ class _CallCounter:
         self.handle.remove()
 
 
+def require_latents(method: Method) -> None:
+    """One clear error for a method with nothing to perturb (checked before any work)."""
+    continuous_thoughts(method, "sampling latent trajectories (--samples, --latent-noise, --latent-dropout)")
+
+
 @torch.no_grad()
 def _sample_batch(model: PreTrainedModel, method: Method, examples: Sequence[Example], sampling: LatentSampling,
                   problems: Sequence[int], max_new_tokens: int, pad_id: int, eos_id: int, device: torch.device
@@ -146,7 +151,7 @@ def generate_samples(model: PreTrainedModel, tokenizer, method: Method, records:
     """
     if batch_size < 1:
         raise UsageError(f"batch_size must be >= 1, got {batch_size}")
-    continuous_thoughts(method, "sampling latent trajectories (--samples, --latent-noise, --latent-dropout)")
+    require_latents(method)
     if wants_auto(method, n_thoughts):
         raise UsageError("sampling latent trajectories needs a fixed thought count, not adaptive thinking")
     n, limit = _resolve_limits(method, n_thoughts, max_new_tokens)
