@@ -8,7 +8,7 @@ the thoughts, ``<eot>`` and the answer run per sample, through the method's own 
 (:meth:`~latentcot.methods.Method.forward_hidden` with ``previous``), then greedy decoding as in
 :func:`~latentcot.inference.generate.generate`.
 
-The perturbation of sample s of problem p at thought j is drawn from a generator seeded by (seed, p, s, j),
+The perturbation of sample s of problem p at thought j is the j-th draw of a generator seeded by (seed, p, s),
 so the samples do not depend on the batch size or order. Sample 0 with no perturbation is the greedy answer.
 
 Cost: ``Generation.forward_passes`` of sample 0 counts the shared question pass and its own calls; the other
@@ -33,6 +33,9 @@ from ..models.continuous import collate, thought_columns
 from ..progress import progress_bar
 from .generate import (EvalMode, Generation, _decode_greedy, _decode_text, _fit_to_context, _model_device,
                        _resolve_limits, _sync, wants_auto)
+
+
+DRAW_BLOCK = 8  # thoughts whose perturbations one call draws
 
 
 @dataclass(frozen=True)
@@ -64,28 +67,60 @@ class LatentSampling:
     def perturbs(self) -> bool:
         return self.noise > 0 or self.dropout > 0
 
+    def _stream(self, problem: int, sample: int) -> torch.Generator:
+        return torch.Generator().manual_seed(hash((self.seed, problem, sample)) & (2 ** 63 - 1))
+
+    def _draw(self, stream: torch.Generator, d: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The draws of the next ``DRAW_BLOCK`` thoughts from a sample's stream, always in this order: dropout's
+        keep masks, then the noise (one call each, not one per thought: a batch has thousands of rows)."""
+        shape = (DRAW_BLOCK, d)
+        keep = torch.rand(shape, generator=stream, dtype=torch.float64) >= self.dropout if self.dropout else None
+        z = torch.randn(shape, generator=stream, dtype=torch.float64) if self.noise else None
+        return keep, z
+
+    def _apply(self, latent: torch.Tensor, keep: torch.Tensor | None, z: torch.Tensor | None) -> torch.Tensor:
+        """(rows, d) latents perturbed by their rows' draws, computed in float64."""
+        x = latent.detach().double()
+        if keep is not None:
+            x = x * keep.to(x.device) / (1 - self.dropout)
+        if z is not None:
+            scale = self.noise * latent.detach().double().norm(dim=-1, keepdim=True) / math.sqrt(latent.shape[-1])
+            x = x + scale * z.to(x.device)
+        return x.to(latent.dtype)
+
     def perturbation(self, problem: int, sample: int, thought: int, latent: torch.Tensor) -> torch.Tensor:
-        """``latent`` (d,) of one row, perturbed as this sample's draw for this thought (computed in float64)."""
-        generator = torch.Generator().manual_seed(hash((self.seed, problem, sample, thought)) & (2 ** 63 - 1))
-        x = latent.detach().to("cpu", torch.float64)
-        if self.dropout:
-            keep = torch.rand(x.shape, generator=generator, dtype=torch.float64) >= self.dropout
-            x = x * keep / (1 - self.dropout)
-        if self.noise:
-            z = torch.randn(x.shape, generator=generator, dtype=torch.float64)
-            x = x + self.noise * latent.detach().double().norm().cpu() * z / math.sqrt(x.numel())
-        return x.to(latent)
+        """``latent`` (d,) of one row, perturbed as this sample's draw for this thought: the thought-th draw of
+        the stream seeded by (seed, problem, sample)."""
+        stream = self._stream(problem, sample)
+        for _ in range(thought // DRAW_BLOCK + 1):
+            keep, z = self._draw(stream, latent.shape[-1])
+        at = thought % DRAW_BLOCK
+        return self._apply(latent[None], None if keep is None else keep[at:at + 1],
+                           None if z is None else z[at:at + 1])[0]
 
     def edit(self, problems: Sequence[int]):
         """The ``edit(j, latent)`` of a batch whose rows are ``problems`` (indices in the file), each repeated
-        ``samples`` times in a row; None when nothing is perturbed."""
+        ``samples`` times in a row; None when nothing is perturbed. Each row's draws are made once and kept, so a
+        pass that feeds a thought again (PCCoT's iterations) feeds it the same perturbation."""
         if not self.perturbs:
             return None
+        streams: dict[int, torch.Generator] = {}
+        drawn: dict[int, list] = {}
 
         def perturb(j: int, latent: torch.Tensor) -> torch.Tensor:
-            rows = [self.perturbation(problems[r // self.samples], r % self.samples, j, latent[r, 0])
-                    for r in range(latent.shape[0])]
-            return torch.stack(rows)[:, None]
+            keeps, zs = [], []
+            block, at = divmod(j, DRAW_BLOCK)
+            for r in range(latent.shape[0]):
+                if r not in streams:
+                    streams[r], drawn[r] = self._stream(problems[r // self.samples], r % self.samples), []
+                while len(drawn[r]) <= block:
+                    drawn[r].append(self._draw(streams[r], latent.shape[-1]))
+                keep, z = drawn[r][block]
+                keeps.append(None if keep is None else keep[at])
+                zs.append(None if z is None else z[at])
+            keep = torch.stack(keeps) if self.dropout else None
+            z = torch.stack(zs) if self.noise else None
+            return self._apply(latent[:, 0], keep, z)[:, None]
 
         return perturb
 
