@@ -216,7 +216,7 @@ def test_refusals(run):
     cot = build_method(MethodConfig(name="cot"), run.tok)
     with pytest.raises(UsageError, match="code interventions need a Token Assorted run; method 'cot'"):
         run_code_interventions(*args, cot, run.records)
-    with pytest.raises(UsageError, match="n_codes must be >= 1, got 0"):
+    with pytest.raises(UsageError, match=r"--n-thoughts \(the code positions probed\) must be >= 1, got 0"):
         run_code_interventions(*args, run.method, run.records, n_codes=0)
     with pytest.raises(UsageError, match=r"unknown code interventions \['melt'\]"):
         run_code_interventions(*args, run.method, run.records, kinds=("random", "melt"))
@@ -225,3 +225,14 @@ def test_refusals(run):
     method = build_method(MethodConfig(name="assorted"), no_pause)
     with pytest.raises(UsageError, match="'pause' intervention needs the <pause> token"):
         run_code_interventions(run.model, no_pause, method, run.records, kinds=("truncate", "pause"))
+
+
+def test_a_model_that_writes_no_code_is_refused(run, monkeypatch):
+    """Answers with no latent block leave nothing to probe: one clear error, not an empty table to plot."""
+    import latentcot.analysis.code_interventions as module
+    from latentcot.inference.generate import Generation
+
+    eos = run.tok.eos_token_id
+    monkeypatch.setattr(module, "generate", lambda *a, **k: [Generation("", [eos], 0, 1, 1, 0.0) for _ in run.records])
+    with pytest.raises(UsageError, match="no answer wrote a latent code"):
+        run_code_interventions(run.model, run.tok, run.method, run.records)

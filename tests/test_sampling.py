@@ -52,8 +52,9 @@ def test_one_sample_without_noise_is_greedy_decoding(monkeypatch, name, cfg):
     sampled = generate_samples(model, tok, method, records, LatentSampling(1), batch_size=8, n_thoughts=3,
                                max_new_tokens=8)
     assert [g.token_ids for g in greedy] == [s[0].token_ids for s in sampled]
-    if name != "pccot":  # PCCoT's split pass runs the placeholders in a call of their own
-        assert [g.forward_passes for g in greedy] == [s[0].forward_passes for s in sampled]
+    # PCCoT's split pass runs the placeholders in a call of their own: one more than greedy
+    extra = 1 if name == "pccot" else 0
+    assert [g.forward_passes + extra for g in greedy] == [s[0].forward_passes for s in sampled]
     before, after = seen
     if name == "pccot":
         assert torch.allclose(before, after, atol=1e-10)
@@ -111,6 +112,9 @@ def test_perturbations_are_seeded_per_problem_sample_and_thought():
     assert not torch.equal(both, LatentSampling(2, noise=0.3, seed=2).edit([5, 9])(1, latent))
     assert not torch.equal(both, sampling.edit([5, 9])(2, latent))
     assert not torch.equal(both[0], both[1])
+    # seeds that Python's hash maps alike (hash(-1) == hash(-2)) still draw apart
+    assert not torch.equal(LatentSampling(2, noise=0.3, seed=-1).edit([5])(1, latent[:2]),
+                           LatentSampling(2, noise=0.3, seed=-2).edit([5])(1, latent[:2]))
 
 
 def test_noise_and_dropout_have_the_scale_they_name():
@@ -185,3 +189,10 @@ def test_sampling_needs_latents():
     coconut = build_method(MethodConfig(name="coconut"), tok)
     with pytest.raises(UsageError, match="runs 0 thoughts"):
         generate_samples(model, tok, coconut, records, LatentSampling(2, noise=0.1), n_thoughts=0)
+
+
+def test_a_pass_that_feeds_no_latent_back_is_refused():
+    """PCCoT with no Jacobi iteration runs its placeholders as they are: noise would silently do nothing."""
+    records, model, tok, method = _setup("pccot", latents=3, jacobi_iterations=0)
+    with pytest.raises(UsageError, match="feeds no latent back"):
+        generate_samples(model, tok, method, records, LatentSampling(2, noise=0.5), n_thoughts=3, max_new_tokens=4)

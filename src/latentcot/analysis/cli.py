@@ -244,19 +244,20 @@ def _floats(text: str, flag: str) -> list[float]:
 def run_scaling_cli(args: argparse.Namespace) -> dict:
     from ..data.io import atomic_write
     from ..evaluation.cli import thought_count
-    from ..inference.sampling import LatentSampling
+    from ..inference.sampling import LatentSampling, check_sampling_call
     from .scaling import markdown_table, plot_scaling, scaling_report
 
     settings = [(s, 0.0) for s in _floats(args.latent_noise, "--latent-noise")]
     settings += [(0.0, p) for p in _floats(args.latent_dropout, "--latent-dropout")]
     if not settings:
         raise UsageError("give --latent-noise and/or --latent-dropout: the perturbations to sample with")
-    for noise, dropout in settings:  # every setting checked before any work
-        LatentSampling(args.samples, noise, dropout, args.seed)
+    samplings = [LatentSampling(args.samples, noise, dropout, args.seed) for noise, dropout in settings]
     k = thought_count(args.n_thoughts)
     if k == "auto":
         raise UsageError("--n-thoughts: sampling latent trajectories needs a fixed thought count, not auto")
     records, model, tokenizer, method, encoding = _load(args)
+    for sampling in samplings:  # refused before any work
+        check_sampling_call(method, sampling, k)
     out = Path(args.out)
     report = scaling_report(model, tokenizer, method, records, settings, args.samples, args.seed, args.batch_size,
                             k, encoding, args.data)

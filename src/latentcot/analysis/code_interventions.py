@@ -198,7 +198,7 @@ def _check(method: Method, tokenizer, n_codes: int | None, kinds: Sequence[str])
         raise UsageError(f"code interventions need a Token Assorted run; method {method.name!r} writes no latent "
                          "codes (continuous thoughts: latentcot analyze interventions)")
     if n_codes is not None and n_codes < 1:
-        raise UsageError(f"n_codes must be >= 1, got {n_codes}")
+        raise UsageError(f"--n-thoughts (the code positions probed) must be >= 1, got {n_codes}")
     unknown = [k for k in kinds if k not in CODE_INTERVENTIONS]
     if unknown:
         raise UsageError(f"unknown code interventions {unknown}; choose from {', '.join(CODE_INTERVENTIONS)}")
@@ -230,6 +230,8 @@ def run_code_interventions(model, tokenizer, method: Method, records: Sequence[R
     limit = answer_limit(model, method, prompts)
     written = [g.token_ids for g in generate(model, tokenizer, method, records, batch_size=batch_size)]
     positions = [code_positions(method, w) for w in written]
+    if not any(positions):
+        raise UsageError("no answer wrote a latent code (<bol> codes <eol>): there is nothing to intervene on")
     n = max(map(len, positions)) if n_codes is None else n_codes
     P = len(records)
 

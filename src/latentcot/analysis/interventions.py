@@ -5,7 +5,7 @@ replaced (:func:`latentcot.inference.generate`'s ``latent_edit``), and compared 
 
 * ``zero``: a zero vector;
 * ``mean``: the data set's mean latent at i (from the untouched run);
-* ``noise``: Gaussian noise with the latent's own norm (seeded);
+* ``noise``: Gaussian noise with the latent's own norm (seeded by the problem and i);
 * ``swap``: latent i of the next problem in the file (problem k takes problem k+1's);
 * ``pause``: the embedding of a token that carries no thought (``<pause>``, else ``<bot>``);
 * ``truncate``: thinking stops after i thoughts (``n_thoughts=i``), no edit.
@@ -23,6 +23,7 @@ import torch
 from ..data.records import Record
 from ..evaluation.answers import extract_answer, is_correct
 from ..inference.generate import EvalMode, generate
+from ..inference.sampling import stable_seed
 from ..examples import IGNORE_INDEX, Example
 from ..methods import Method, continuous_thoughts, tokenize_records
 from ..errors import UsageError
@@ -78,7 +79,6 @@ def intervention_edit(kind: str, position: int, latents: torch.Tensor, model, to
     """The ``latent_edit`` of ``kind`` at thought ``position`` (``latents``: :func:`capture_latents`' output)."""
     if kind not in INTERVENTIONS or kind == "truncate":
         raise ValueError(f"no latent edit for intervention {kind!r}")
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + position)
     vocab = tokenizer.get_vocab()
     marker = vocab.get(PAUSE, vocab.get(BOT))
 
@@ -90,7 +90,11 @@ def intervention_edit(kind: str, position: int, latents: torch.Tensor, model, to
         if kind == "mean":
             return latents[:, position].mean(0).to(latent)[None, None].expand_as(latent)
         if kind == "noise":
-            noise = torch.randn(latent.shape, generator=generator, dtype=torch.float64).to(latent)
+            # one draw per (problem, position): the same in the answer pass, the gold pass and every PCCoT
+            # iteration, whatever the batch
+            noise = torch.stack([torch.randn(latent.shape[-1], dtype=torch.float64, generator=torch.Generator()
+                                             .manual_seed(stable_seed(seed, r, position))) for r in rows])
+            noise = noise[:, None].to(latent)
             return noise / noise.norm(dim=-1, keepdim=True) * latent.norm(dim=-1, keepdim=True)
         if kind == "swap":
             others = [(r + 1) % len(latents) for r in rows]

@@ -70,11 +70,11 @@ def latent_sampling(args: argparse.Namespace):
                           dropout=args.latent_dropout, seed=args.seed)
 
 
-def _check_sampling(sampling, method) -> None:
+def _check_sampling(sampling, method, args: argparse.Namespace) -> None:
     if sampling is not None:
-        from ..inference.sampling import require_latents
+        from ..inference.sampling import check_sampling_call
 
-        require_latents(method)
+        check_sampling_call(method, sampling, args.n_thoughts, args.max_new_tokens)
 
 
 def _add_latent_text(method, rows: list[dict]) -> None:
@@ -112,7 +112,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not records:
         raise UsageError(f"{args.data}: no problems")
     cfg, model, tokenizer, method = load_run(args.run_dir)
-    _check_sampling(sampling, method)
+    _check_sampling(sampling, method, args)
     _check_vocabulary(tokenizer, run_encoding(cfg.data), records, args.data or "--question",
                       refuse=args.question is not None)
     from ..runtime import autocast_for, pick_device
@@ -161,8 +161,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     threshold = halt_threshold(args.halt_threshold)
     sampling = latent_sampling(args)
     k = "" if args.n_thoughts is None else f"_k{args.n_thoughts}"
-    if sampling is not None:
-        k += f"_n{sampling.samples}"
+    if sampling is not None:  # every setting its own file
+        k += (f"_n{sampling.samples}" + (f"_noise{sampling.noise:g}" if sampling.noise else "")
+              + (f"_dropout{sampling.dropout:g}" if sampling.dropout else "") + f"_seed{sampling.seed}")
     out = Path(args.out) if args.out else Path(args.run_dir) / "eval" / f"{Path(args.data).stem}{k}.jsonl"
     check_writable(out, "--out" if args.out else "the evaluation output")
     records = load_records(args.data)
@@ -172,7 +173,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.data}: no problems")
     checkpoint = resolve_run(args.run_dir)
     cfg, model, tokenizer, method = load_run(checkpoint)
-    _check_sampling(sampling, method)
+    _check_sampling(sampling, method, args)
     _check_vocabulary(tokenizer, run_encoding(cfg.data), records, args.data, refuse=False)
     device = pick_device(args.device)
     model.to(device)

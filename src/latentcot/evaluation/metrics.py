@@ -96,7 +96,10 @@ def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_
 
         sampled = generate_samples(model, tokenizer, method, encoded, sampling, batch_size=batch_size,
                                    n_thoughts=n_thoughts, max_new_tokens=max_new_tokens, progress=progress)
-        generations = [_voted(samples) for samples in sampled]
+        # the vote counts answers in the file's words (two spellings of one node are one answer)
+        read_samples = [[encoding.read_output(g.text, enc).text for g in samples]
+                        for samples, enc in zip(sampled, encoded)]
+        generations = [_voted(samples, texts) for samples, texts in zip(sampled, read_samples)]
     else:
         generations = generate(model, tokenizer, method, encoded, batch_size=batch_size, n_thoughts=n_thoughts,
                                max_new_tokens=max_new_tokens, progress=progress, halt_threshold=halt_threshold)
@@ -105,7 +108,7 @@ def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_
         read = encoding.read_output(gen.text, enc)
         text = read.text
         if sampled is not None:
-            sample_texts = [encoding.read_output(g.text, enc).text for g in sampled[k]]
+            sample_texts = read_samples[k]
         rows.append({
             "question": record.question,
             "answer": record.answer,
@@ -143,14 +146,14 @@ def evaluate(model, tokenizer, method: Method, records: Sequence[Record], batch_
     )
 
 
-def _voted(samples):
-    """One problem's samples as one answer: the majority vote's text, the costs of all samples together."""
+def _voted(samples, texts):
+    """One problem's samples as one answer: the sample the majority vote over ``texts`` (the samples read in the
+    file's words) picks, with the costs of all samples together."""
     from ..inference.generate import Generation
     from .voting import majority
 
-    text = majority([g.text for g in samples])
-    chosen = next(g for g in samples if g.text == text)
-    return Generation(text=text, token_ids=chosen.token_ids, n_thoughts=chosen.n_thoughts,
+    chosen = samples[texts.index(majority(texts))]
+    return Generation(text=chosen.text, token_ids=chosen.token_ids, n_thoughts=chosen.n_thoughts,
                       generated_tokens=sum(g.generated_tokens for g in samples),
                       forward_passes=sum(g.forward_passes for g in samples),
                       seconds=sum(g.seconds for g in samples))

@@ -18,6 +18,7 @@ sum over a problem's samples is what it cost.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -36,6 +37,12 @@ from .generate import (EvalMode, Generation, _decode_greedy, _decode_text, _fit_
 
 
 DRAW_BLOCK = 8  # thoughts whose perturbations one call draws
+
+
+def stable_seed(*parts: int) -> int:
+    """A generator seed from integers, the same in every process (Python's hash is not: hash(-1) == hash(-2))."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2 ** 63 - 1)
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,7 @@ class LatentSampling:
         return self.noise > 0 or self.dropout > 0
 
     def _stream(self, problem: int, sample: int) -> torch.Generator:
-        return torch.Generator().manual_seed(hash((self.seed, problem, sample)) & (2 ** 63 - 1))
+        return torch.Generator().manual_seed(stable_seed(self.seed, problem, sample))
 
     def _draw(self, stream: torch.Generator, d: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The draws of the next ``DRAW_BLOCK`` thoughts from a sample's stream, always in this order: dropout's
@@ -147,6 +154,20 @@ def require_latents(method: Method) -> None:
     continuous_thoughts(method, "sampling latent trajectories (--samples, --latent-noise, --latent-dropout)")
 
 
+def check_sampling_call(method: Method, sampling: LatentSampling, n_thoughts: int | str | None = None,
+                        max_new_tokens: int | None = None) -> tuple[int, int]:
+    """Everything about a sampling call that can be refused before any work; returns the thought count and the
+    new-token limit."""
+    require_latents(method)
+    if wants_auto(method, n_thoughts):
+        raise UsageError("sampling latent trajectories needs a fixed thought count, not adaptive thinking "
+                         "(give --n-thoughts K)")
+    n, limit = _resolve_limits(method, n_thoughts, max_new_tokens)
+    if n == 0 and sampling.perturbs:
+        raise UsageError("--latent-noise/--latent-dropout perturb the thoughts, and this call runs 0 thoughts")
+    return n, limit
+
+
 @torch.no_grad()
 def _sample_batch(model: PreTrainedModel, method: Method, examples: Sequence[Example], sampling: LatentSampling,
                   problems: Sequence[int], max_new_tokens: int, pad_id: int, eos_id: int, device: torch.device
@@ -166,12 +187,22 @@ def _sample_batch(model: PreTrainedModel, method: Method, examples: Sequence[Exa
         cache.batch_repeat_interleave(n)
     mask = mask.repeat_interleave(n, 0)
     last = hidden[:, -1:].repeat_interleave(n, 0)
+    edit, fed = sampling.edit(problems), []
+    if edit is not None:
+        def tracked(j, latent, perturb=edit):
+            fed.append(j)
+            return perturb(j, latent)
+        edit = tracked
     with _CallCounter(model.base_model) as counter:
         if start < width:
             hidden, cache = method.forward_hidden(
                 model, input_ids[:, start:].repeat_interleave(n, 0), mask, thought_mask[:, start:].repeat_interleave(
-                    n, 0), cache, previous=last, edit=sampling.edit(problems))[:2]
+                    n, 0), cache, previous=last, edit=edit)[:2]
             last = hidden[:, -1:]
+    if edit is not None and has_thoughts and not fed:
+        raise UsageError(f"{method.name}'s pass feeds no latent back here (its thoughts are placeholders, e.g. "
+                         "pccot with method.jacobi_iterations=0): there is nothing for --latent-noise or "
+                         "--latent-dropout to perturb")
     return _decode_greedy(model, last[:, 0], cache, mask, max_new_tokens, pad_id, eos_id), counter.calls
 
 
@@ -186,12 +217,7 @@ def generate_samples(model: PreTrainedModel, tokenizer, method: Method, records:
     """
     if batch_size < 1:
         raise UsageError(f"batch_size must be >= 1, got {batch_size}")
-    require_latents(method)
-    if wants_auto(method, n_thoughts):
-        raise UsageError("sampling latent trajectories needs a fixed thought count, not adaptive thinking")
-    n, limit = _resolve_limits(method, n_thoughts, max_new_tokens)
-    if n == 0 and sampling.perturbs:
-        raise UsageError("--latent-noise/--latent-dropout perturb the thoughts, and this call runs 0 thoughts")
+    n, limit = check_sampling_call(method, sampling, n_thoughts, max_new_tokens)
     if not records:
         return []
     device = _model_device(model)
