@@ -277,14 +277,23 @@ def latent_probes(base_model, tokenizer, records, device, batch_size: int, repea
         for n in samples:
             sampling = LatentSampling(n, noise=0.3, seed=0)
 
-            def unshared(rows, j, latent, s=sampling, n=n):
-                return torch.stack([s.perturbation(r // n, r % n, j, latent[i, 0]) for i, r in enumerate(rows)])[:, None]
+            def unshared(m, me, c, s=sampling, n=n):
+                # the same draws as the shared run (row r of the repeated list is sample r % n of problem r // n),
+                # made once per batch as the shared run makes them
+                edits: dict[tuple, object] = {}
+
+                def edit(rows, j, latent):
+                    key = tuple(rows)
+                    if key not in edits:
+                        edits[key] = s.edit_rows([(r // n, r % n) for r in rows])
+                    return edits[key](j, latent)
+
+                repeated = [r for r in records for _ in range(n)]
+                return generate(m, tokenizer, me, repeated, batch_size=batch_size * n, latent_edit=edit, **c)
 
             jobs.append((key, f"samples-{n}", n, lambda m=model, me=method, c=common, s=sampling, n=n: generate_samples(
                 m, tokenizer, me, records, s, batch_size=batch_size * n, **c)))
-            repeated = [r for r in records for _ in range(n)]
-            jobs.append((key, f"unshared-{n}", n, lambda m=model, me=method, c=common, u=unshared, rr=repeated, n=n:
-                         generate(m, tokenizer, me, rr, batch_size=batch_size * n, latent_edit=u, **c)))
+            jobs.append((key, f"unshared-{n}", n, lambda m=model, me=method, c=common, u=unshared: u(m, me, c)))
     times: dict[tuple[str, str], list[float]] = {}
     for _, _, _, job in jobs:  # warm-up
         job()

@@ -107,8 +107,13 @@ class LatentSampling:
 
     def edit(self, problems: Sequence[int]):
         """The ``edit(j, latent)`` of a batch whose rows are ``problems`` (indices in the file), each repeated
-        ``samples`` times in a row; None when nothing is perturbed. Each row's draws are made once and kept, so a
-        pass that feeds a thought again (PCCoT's iterations) feeds it the same perturbation."""
+        ``samples`` times in a row; None when nothing is perturbed."""
+        return self.edit_rows([(p, s) for p in problems for s in range(self.samples)])
+
+    def edit_rows(self, rows: Sequence[tuple[int, int]]):
+        """The ``edit(j, latent)`` of a batch whose row r is sample ``rows[r][1]`` of problem ``rows[r][0]``; None
+        when nothing is perturbed. Each row's draws are made once and kept, so a pass that feeds a thought again
+        (PCCoT's iterations) feeds it the same perturbation."""
         if not self.perturbs:
             return None
         streams: dict[int, torch.Generator] = {}
@@ -119,7 +124,7 @@ class LatentSampling:
             block, at = divmod(j, DRAW_BLOCK)
             for r in range(latent.shape[0]):
                 if r not in streams:
-                    streams[r], drawn[r] = self._stream(problems[r // self.samples], r % self.samples), []
+                    streams[r], drawn[r] = self._stream(*rows[r]), []
                 while len(drawn[r]) <= block:
                     drawn[r].append(self._draw(streams[r], latent.shape[-1]))
                 keep, z = drawn[r][block]
