@@ -170,6 +170,17 @@ def test_report_has_the_latent_interventions_schema(run):
     assert report["latents"] == "codes" and report["n_thoughts"] == n + 1 and report["n_problems"] == 8
     assert list(report["by_position"]) == [str(i) for i in range(n + 1)]
     assert report["n_with_code"] == {str(i): sum(len(p) > i for p in run.positions) for i in range(n + 1)}
+    # swaps that hand over the problem's own code, counted by hand: the next problem (wrapping) with a code i
+    codes = [[w[j] for j in p] for w, p in zip(run.written, run.positions)]
+    same = {}
+    for i in range(n + 1):
+        have = [k for k in range(8) if len(codes[k]) > i]
+        same[str(i)] = sum(codes[k][i] == codes[have[(have.index(k) + 1) % len(have)]][i] for k in have)
+    assert report["swap_same_code"] == same and any(same.values())  # some swaps do hand over the same code
+    for i, row in report["by_position"].items():
+        with_code = report["n_with_code"][i]
+        expected = {k: c["flip_rate"] * 8 / with_code for k, c in row.items()} if with_code else {}
+        assert report["flip_rate_with_code"][i] == pytest.approx(expected)
     for row in report["by_position"].values():
         assert list(row) == list(CODE_INTERVENTIONS)
         for cell in row.values():

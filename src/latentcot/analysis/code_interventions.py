@@ -217,7 +217,9 @@ def run_code_interventions(model, tokenizer, method: Method, records: Sequence[R
     is the number of code positions probed (default: the most codes any untouched answer wrote).
 
     Besides :func:`~latentcot.analysis.interventions.run_interventions`' keys: ``latents: "codes"``,
-    ``n_with_code`` (per position, the problems that wrote a code there; the others count as untouched) and
+    ``n_with_code`` (per position, the problems that wrote a code there; the others count as untouched),
+    ``flip_rate_with_code`` (per position and kind, the flip rate among the problems that wrote that code),
+    ``swap_same_code`` (per position, the swaps that handed over the problem's own code: no change) and
     ``all_replaced``: every code of every problem replaced by its ``random`` draw at once."""
     _check(method, tokenizer, n_codes, kinds)
     if not records:
@@ -265,13 +267,21 @@ def run_code_interventions(model, tokenizer, method: Method, records: Sequence[R
 
     table: dict[str, dict[str, dict]] = {}
     with_code: dict[str, int] = {}
+    swap_same: dict[str, int] = {}
     for i in range(n):
         with_code[str(i)] = sum(len(p) > i for p in positions)
+        if "swap" in kinds:  # a swap that hands over the problem's own code changes nothing: say how often
+            swapped = replacement_rule("swap", method, tokenizer, written, positions, seed)
+            swap_same[str(i)] = sum(len(p) > i and swapped(k, i) == written[k][p[i]] for k, p in enumerate(positions))
         table[str(i)] = {kind: rerun(forced_prefixes(written, positions, i,
                                                      replacement_rule(kind, method, tokenizer, written, positions,
                                                                       seed)))
                          for kind in kinds}
+    # the flip rate among the problems that wrote code i: later codes are written by fewer problems, so the
+    # rate over all problems falls with i even where every code written is read
+    among = {i: {kind: cell["flip_rate"] * P / with_code[i] for kind, cell in row.items()} if with_code[i] else {}
+             for i, row in table.items()}
     everything = all_codes_replaced(method, written, positions, seed)
     return {"n_thoughts": n, "n_problems": P, "accuracy": sum(base_right) / P, "latents": "codes",
-            "by_position": table, "n_with_code": with_code,
+            "by_position": table, "n_with_code": with_code, "flip_rate_with_code": among, **({"swap_same_code": swap_same} if swap_same else {}),
             "all_replaced": {"kind": "random", **rerun(everything, with_gold=False)}}

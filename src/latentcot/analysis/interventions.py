@@ -173,14 +173,27 @@ def markdown_table(report: dict) -> str:
         summary = (f"; {what}: {100 * every['accuracy']:.1f}% (the latents carry {100 * carried:+.1f} points, "
                    f"{100 * every['flip_rate']:.1f}% of answers flip)")
     lines = [f"untouched accuracy {100 * report['accuracy']:.1f}% ({report['n_problems']} problems, "
-             f"{report['n_thoughts']} {report.get('latents', 'thoughts')}){summary}", "",
+             f"{'up to ' if report.get('latents') == 'codes' else ''}{report['n_thoughts']} "
+             f"{report.get('latents', 'thoughts')}){summary}", "",
              "each cell: flip rate (accuracy, mean change of the gold answer's log-probability)", "",
-             "| thought | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
+             f"| {_latent_name(report)} | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
+    coded = "n_with_code" in report  # codes: not every problem writes a code at every position
+    if coded:
+        lines[-2] = lines[-2] + " problems with the code (flip rate among them) |"
+        lines[-1] = lines[-1] + "---|"
     for i, row in report["by_position"].items():
         cells = [f"{100 * row[k]['flip_rate']:.1f}% ({100 * row[k]['accuracy']:.1f}%, "
                  f"{row[k]['gold_logprob_change']:+.2f})" for k in kinds]
+        if coded:
+            among = report["flip_rate_with_code"][i]
+            cells.append(f"{report['n_with_code'][i]} (" + ", ".join(f"{k} {100 * v:.0f}%" for k, v in among.items())
+                         + ")")
         lines.append(f"| {int(i) + 1} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _latent_name(report: dict) -> str:
+    return "code" if report.get("latents") == "codes" else "thought"
 
 
 def plot_flip_rates(report: dict, path: str, title: str = "") -> None:
@@ -198,7 +211,7 @@ def plot_flip_rates(report: dict, path: str, title: str = "") -> None:
     ax.set_xticks(range(len(kinds)), kinds)
     ax.set_yticks(range(len(positions)), [str(int(i) + 1) for i in positions])
     ax.set_xlabel("intervention")
-    ax.set_ylabel("thought")
+    ax.set_ylabel(_latent_name(report))
     for y, row in enumerate(values):
         for x, v in enumerate(row):
             ax.text(x, y, f"{v:.2f}", ha="center", va="center", color="white" if v < 0.6 else "black", fontsize=8)
