@@ -25,7 +25,7 @@ import torch
 
 from ..data.records import Record
 from ..errors import UsageError
-from ..evaluation.answers import extract_answer, is_correct
+from ..evaluation.answers import accuracy, flip_rate
 from ..examples import IGNORE_INDEX, Example
 from ..inference.generate import EvalMode, _decode_text, _generate_batch, context_length, generate
 from ..methods import Method, tokenize_records
@@ -246,7 +246,6 @@ def run_code_interventions(model, tokenizer, method: Method, records: Sequence[R
                                 batch_size)
 
     base = [text(w) for w in written]
-    base_right = [is_correct(t, r) for t, r in zip(base, records)]
     base_gold = gold(range(P), written)
 
     def rerun(forced: Sequence[list[int] | None], with_gold: bool = True) -> dict:
@@ -259,8 +258,7 @@ def run_code_interventions(model, tokenizer, method: Method, records: Sequence[R
         if with_gold and rows:
             for k, g in zip(rows, gold(rows, answered)):
                 golds[k] = g
-        result = {"accuracy": sum(is_correct(t, r) for t, r in zip(texts, records)) / P,
-                  "flip_rate": sum(extract_answer(t) != extract_answer(b) for t, b in zip(texts, base)) / P}
+        result = {"accuracy": accuracy(texts, records), "flip_rate": flip_rate(texts, base)}
         if with_gold:
             result["gold_logprob_change"] = sum(g - b for g, b in zip(golds, base_gold)) / P
         return result
@@ -282,6 +280,6 @@ def run_code_interventions(model, tokenizer, method: Method, records: Sequence[R
     among = {i: {kind: cell["flip_rate"] * P / with_code[i] for kind, cell in row.items()} if with_code[i] else {}
              for i, row in table.items()}
     everything = all_codes_replaced(method, written, positions, seed)
-    return {"n_thoughts": n, "n_problems": P, "accuracy": sum(base_right) / P, "latents": "codes",
+    return {"n_thoughts": n, "n_problems": P, "accuracy": accuracy(base, records), "latents": "codes",
             "by_position": table, "n_with_code": with_code, "flip_rate_with_code": among, **({"swap_same_code": swap_same} if swap_same else {}),
             "all_replaced": {"kind": "random", **rerun(everything, with_gold=False)}}

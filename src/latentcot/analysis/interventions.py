@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..data.records import Record
-from ..evaluation.answers import extract_answer, is_correct
+from ..evaluation.answers import accuracy, flip_rate
 from ..inference.generate import EvalMode, generate
 from ..inference.sampling import stable_seed
 from ..examples import IGNORE_INDEX, Example
@@ -81,6 +81,7 @@ def intervention_edit(kind: str, position: int, latents: torch.Tensor, model, to
         raise ValueError(f"no latent edit for intervention {kind!r}")
     vocab = tokenizer.get_vocab()
     marker = vocab.get(PAUSE, vocab.get(BOT))
+    mean = latents[:, position].mean(0)
 
     def edit(rows: list[int], j: int, latent: torch.Tensor) -> torch.Tensor:
         if j != position:
@@ -88,7 +89,7 @@ def intervention_edit(kind: str, position: int, latents: torch.Tensor, model, to
         if kind == "zero":
             return torch.zeros_like(latent)
         if kind == "mean":
-            return latents[:, position].mean(0).to(latent)[None, None].expand_as(latent)
+            return mean.to(latent)[None, None].expand_as(latent)
         if kind == "noise":
             # one draw per (problem, position): the same in the answer pass, the gold pass and every PCCoT
             # iteration, whatever the batch
@@ -137,19 +138,17 @@ def run_interventions(model, tokenizer, method: Method, records: Sequence[Record
                 texts = answers(n_thoughts=n, latent_edit=edit)
                 gold = gold_log_probs(model, tokenizer, method, records, n, edit, batch_size)
             row[kind] = {
-                "accuracy": sum(is_correct(t, r) for t, r in zip(texts, records)) / len(records),
-                "flip_rate": sum(extract_answer(t) != extract_answer(b) for t, b in zip(texts, base)) / len(records),
+                "accuracy": accuracy(texts, records),
+                "flip_rate": flip_rate(texts, base),
                 "gold_logprob_change": sum(g - b for g, b in zip(gold, base_gold)) / len(records),
             }
         table[str(i)] = row
     # how much accuracy the latents carry: every latent at once replaced by its position's mean
     all_mean = answers(n_thoughts=n, latent_edit=_every_position_mean(latents))
-    accuracy = sum(is_correct(t, r) for t, r in zip(base, records)) / len(records)
-    mean_accuracy = sum(is_correct(t, r) for t, r in zip(all_mean, records)) / len(records)
-    return {"n_thoughts": n, "n_problems": len(records), "accuracy": accuracy,
-            "all_mean": {"accuracy": mean_accuracy, "accuracy_carried": accuracy - mean_accuracy,
-                         "flip_rate": sum(extract_answer(t) != extract_answer(b)
-                                          for t, b in zip(all_mean, base)) / len(records)},
+    untouched, mean_accuracy = accuracy(base, records), accuracy(all_mean, records)
+    return {"n_thoughts": n, "n_problems": len(records), "accuracy": untouched,
+            "all_mean": {"accuracy": mean_accuracy, "accuracy_carried": untouched - mean_accuracy,
+                         "flip_rate": flip_rate(all_mean, base)},
             "by_position": table}
 
 
@@ -172,15 +171,12 @@ def markdown_table(report: dict) -> str:
         carried = report["accuracy"] - every["accuracy"]
         summary = (f"; {what}: {100 * every['accuracy']:.1f}% (the latents carry {100 * carried:+.1f} points, "
                    f"{100 * every['flip_rate']:.1f}% of answers flip)")
-    lines = [f"untouched accuracy {100 * report['accuracy']:.1f}% ({report['n_problems']} problems, "
-             f"{'up to ' if report.get('latents') == 'codes' else ''}{report['n_thoughts']} "
-             f"{report.get('latents', 'thoughts')}){summary}", "",
-             "each cell: flip rate (accuracy, mean change of the gold answer's log-probability)", "",
-             f"| {_latent_name(report)} | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
     coded = "n_with_code" in report  # codes: not every problem writes a code at every position
-    if coded:
-        lines[-2] = lines[-2] + " problems with the code (flip rate among them) |"
-        lines[-1] = lines[-1] + "---|"
+    columns = [_latent_name(report), *kinds] + (["problems with the code (flip rate among them)"] if coded else [])
+    lines = [f"untouched accuracy {100 * report['accuracy']:.1f}% ({report['n_problems']} problems, "
+             f"{'up to ' if coded else ''}{report['n_thoughts']} {report.get('latents', 'thoughts')}){summary}", "",
+             "each cell: flip rate (accuracy, mean change of the gold answer's log-probability)", "",
+             "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
     for i, row in report["by_position"].items():
         cells = [f"{100 * row[k]['flip_rate']:.1f}% ({100 * row[k]['accuracy']:.1f}%, "
                  f"{row[k]['gold_logprob_change']:+.2f})" for k in kinds]

@@ -6,6 +6,8 @@ answer sentence; a text without ``#`` is compared whole.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from ..data.records import Record
 
 
@@ -21,3 +23,13 @@ def extract_answer(text: str) -> str:
 
 def is_correct(generated_text: str, record: Record) -> bool:
     return extract_answer(generated_text) == _normalize(record.answer)
+
+
+def accuracy(texts: Sequence[str], records: Sequence[Record]) -> float:
+    """The share of ``texts`` whose answer is their record's."""
+    return sum(is_correct(t, r) for t, r in zip(texts, records)) / len(records)
+
+
+def flip_rate(texts: Sequence[str], reference: Sequence[str]) -> float:
+    """The share of ``texts`` whose answer differs from the reference text's."""
+    return sum(extract_answer(t) != extract_answer(b) for t, b in zip(texts, reference)) / len(reference)
